@@ -1,0 +1,302 @@
+//! `Log`: one partition's ordered sequence of segments.
+//!
+//! Concurrency model: one writer, many readers, nothing shared across partitions. Appends,
+//! rolls, truncation and segment deletion take the log's write lock for a few syscalls (writes
+//! land in the page cache); reads take the read lock only to locate the bytes and return a
+//! [`FileSlice`] read outside the lock. `fsync` never runs under either lock: the
+//! [`GroupCommit`] collects the files to sync under the read lock and syncs them unlocked, so
+//! appends keep flowing into the next group while the previous one reaches the disk.
+//!
+//! Times are passed in as milliseconds since the epoch (`now_ms`), so behaviour that depends on
+//! the clock (segment.ms, retention, LogAppendTime) is deterministic under test.
+
+mod append;
+mod load;
+mod read;
+mod retention;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::LogConfig;
+use crate::error::{IoContext, LogError, Result};
+use crate::group_commit::GroupCommit;
+use crate::leader_epoch::LeaderEpochFileCache;
+use crate::names::{INDEX_SUFFIX, TIME_INDEX_SUFFIX, TopicPartition};
+use crate::segment::LogSegment;
+
+pub use append::AppendInfo;
+pub use load::LoadOptions;
+
+/// Files waiting for `file.delete.delay.ms` before removal.
+#[derive(Debug)]
+struct PendingDelete {
+    due_ms: i64,
+    segment: LogSegment,
+}
+
+/// Mutable state guarded by the log's lock.
+#[derive(Debug)]
+struct LogState {
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Everything below is on disk with its indexes; recovery scans from the segment holding it.
+    recovery_point: i64,
+    /// Wall time of the last flush, for `flush.ms`.
+    last_flush_ms: i64,
+}
+
+impl LogState {
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+}
+
+/// What a flush has to make durable besides the active segment's data.
+#[derive(Debug, Default)]
+struct UnsyncedFiles {
+    /// Index files of segments sealed since the last flush.
+    index_files: Vec<PathBuf>,
+    /// Segment files were created or renamed: the directory entry must be synced too.
+    directory: bool,
+}
+
+/// The storage of one topic partition.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    topic_partition: TopicPartition,
+    config: RwLock<Arc<LogConfig>>,
+    state: RwLock<LogState>,
+    group_commit: GroupCommit,
+    unsynced: Mutex<UnsyncedFiles>,
+    leader_epochs: Mutex<LeaderEpochFileCache>,
+    pending_deletes: Mutex<Vec<PendingDelete>>,
+    offline: AtomicBool,
+}
+
+impl Log {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    /// Applies new settings live (a topic config change). Existing segments keep their
+    /// index sizes; new ones use the new settings.
+    pub fn update_config(&self, config: LogConfig) {
+        *self.config.write() = Arc::new(config);
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.read().log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.read().log_end_offset
+    }
+
+    /// Offset below which data and indexes are on disk.
+    pub fn recovery_point(&self) -> i64 {
+        self.state.read().recovery_point
+    }
+
+    /// Offset below which data is durable (fsynced).
+    pub fn durable_offset(&self) -> i64 {
+        self.group_commit.durable_offset()
+    }
+
+    /// Number of fsync rounds the group commit has run.
+    pub fn flush_count(&self) -> u64 {
+        self.group_commit.flush_count()
+    }
+
+    /// Total bytes in all segments.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.state
+            .read()
+            .segments
+            .values()
+            .map(LogSegment::size)
+            .sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.state.read().segments.keys().copied().collect()
+    }
+
+    /// Leader epoch history (`OffsetForLeaderEpoch`: see [`LeaderEpochFileCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let leo = self.log_end_offset();
+        self.leader_epochs.lock().end_offset_for(epoch, leo)
+    }
+
+    /// The newest leader epoch recorded in the log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.leader_epochs.lock().latest_epoch()
+    }
+
+    fn check_online(&self) -> Result<()> {
+        if self.offline.load(Ordering::Acquire) {
+            Err(LogError::Offline(self.topic_partition.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Storage errors take the log offline: after a failed write or fsync the page cache can
+    /// no longer be trusted to match the disk, so accepting more would risk acknowledging data
+    /// that is not there.
+    fn guard_io<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(LogError::Io { path, source }) = &result {
+            tracing::error!(log = %self.topic_partition, path = %path.display(), error = %source, "storage error; taking log offline");
+            self.offline.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Whether an earlier storage error took this log offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    /// Blocks until every offset below `offset` is durable, sharing the fsync with concurrent
+    /// callers (group commit).
+    pub fn flush_to(&self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        let result = self
+            .group_commit
+            .wait_durable(offset, || self.flush_once(now_ms));
+        self.guard_io(result)
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn flush(&self, now_ms: i64) -> Result<()> {
+        let end = self.log_end_offset();
+        self.flush_to(end, now_ms)
+    }
+
+    /// Applies `flush.messages` to an append that just returned: blocks until it is durable if
+    /// enough messages are unflushed (with Gregor's default of 1, always).
+    pub fn flush_if_required(&self, info: &AppendInfo, now_ms: i64) -> Result<()> {
+        let flush_messages = self.config.read().flush_messages;
+        if info.last_offset + 1 - self.group_commit.durable_offset() >= flush_messages {
+            self.flush_to(info.last_offset + 1, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `flush.ms`: flushes if the last flush is older than that. For a periodic task.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
+        let flush_ms = self.config.read().flush_ms;
+        let last = self.state.read().last_flush_ms;
+        if now_ms.saturating_sub(last) >= flush_ms && self.durable_offset() < self.log_end_offset()
+        {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// One flush round: sync every segment from the recovery point on, the index files of
+    /// segments sealed since, and the directory if files appeared; then move the recovery point.
+    fn flush_once(&self, now_ms: i64) -> Result<i64> {
+        let (end, logs) = {
+            let state = self.state.read();
+            let from = state
+                .segments
+                .range(..=state.recovery_point)
+                .next_back()
+                .map_or(i64::MIN, |(b, _)| *b);
+            let logs: Vec<(Arc<File>, PathBuf)> = state
+                .segments
+                .range(from..)
+                .map(|(_, s)| {
+                    (
+                        Arc::clone(s.log_file()),
+                        s.file_path(crate::names::LOG_SUFFIX),
+                    )
+                })
+                .collect();
+            (state.log_end_offset, logs)
+        };
+        let unsynced = std::mem::take(&mut *self.unsynced.lock());
+        for (file, path) in &logs {
+            file.sync_data().at(path)?;
+        }
+        for path in &unsynced.index_files {
+            match File::open(path) {
+                Ok(f) => f.sync_all().at(path)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(path),
+            }
+        }
+        if unsynced.directory {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .at(&self.dir)?;
+        }
+        let mut state = self.state.write();
+        state.recovery_point = state.recovery_point.max(end.min(state.log_end_offset));
+        state.last_flush_ms = now_ms;
+        Ok(end)
+    }
+
+    /// Remembers that a sealed segment's index files and the directory need syncing.
+    fn note_sealed(&self, segment: &LogSegment) {
+        let mut unsynced = self.unsynced.lock();
+        unsynced.index_files.push(segment.file_path(INDEX_SUFFIX));
+        unsynced
+            .index_files
+            .push(segment.file_path(TIME_INDEX_SUFFIX));
+        unsynced.directory = true;
+    }
+
+    /// Clean close: flush, seal the active segment's indexes (trimmed to size, as Kafka leaves
+    /// them) and sync everything. The caller writes the clean-shutdown marker afterwards.
+    pub fn close(&self, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        let result = (|| {
+            let mut state = self.state.write();
+            state.active_mut().seal()?;
+            for segment in state.segments.values() {
+                segment.sync_all()?;
+            }
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .at(&self.dir)?;
+            state.recovery_point = state.log_end_offset;
+            state.last_flush_ms = now_ms;
+            self.group_commit.set_durable(state.log_end_offset);
+            Ok(())
+        })();
+        self.guard_io(result)
+    }
+}
