@@ -1,5 +1,6 @@
 //! Zero-copy views of a v2 batch's fixed header.
 
+use super::record::MIN_RECORD_SIZE;
 use super::{Attributes, BatchError, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD, field};
 use super::{TimestampType, attributes::Compression};
 
@@ -14,10 +15,6 @@ fn read_i32(buf: &[u8], at: usize) -> i32 {
 fn read_i64(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
 }
-
-/// Smallest encoded record: length, attributes, timestamp delta, offset delta, key length,
-/// value length and header count, one byte each. Used to bound `recordsCount` by the bytes present.
-const MIN_RECORD_SIZE: usize = 7;
 
 /// A read-only view of exactly one v2 record batch.
 ///

@@ -13,15 +13,32 @@
 //! fields a broker owns (base offset and leader epoch, outside the CRC; the max timestamp for
 //! `LogAppendTime`, followed by a CRC fix-up). Full record decoding and encoding (needed by
 //! compaction and the client) live in [`record`] and [`builder`], and always check counts against
-//! the bytes actually present before allocating.
+//! the bytes actually present before allocating:
+//!
+//! * [`varint`]: Kafka's zigzag varints and varlongs.
+//! * [`compression`]: gzip, snappy (xerial framing), LZ4 (frame, independent blocks) and zstd,
+//!   written as Kafka's Java client writes them, with bounded decompression.
+//! * [`record`]: [`Record`], [`RecordHeader`] (duplicate keys kept in order), control records.
+//! * [`RecordBatch::records`] / [`RecordBatch::record_iter`]: decompress and decode a batch.
+//! * [`builder`]: [`RecordBatchBuilder`] encodes a complete batch with its CRC.
 
 mod attributes;
+pub mod builder;
+pub mod compression;
 mod error;
 mod header;
+pub mod record;
+mod record_iter;
+pub mod varint;
 
 pub use attributes::{Attributes, Compression, TimestampType};
+pub use builder::RecordBatchBuilder;
+pub use compression::{DEFAULT_MAX_DECOMPRESSED, compress, decompress};
 pub use error::BatchError;
 pub use header::{BatchIter, RecordBatch, RecordBatchMut};
+pub use record::{
+    ControlRecordType, EndTransactionMarker, MIN_HEADER_SIZE, MIN_RECORD_SIZE, Record, RecordHeader,
+};
 
 /// Bytes before `batchLength` counts: `baseOffset` (8) + `batchLength` (4). Kafka's `LOG_OVERHEAD`.
 pub const LOG_OVERHEAD: usize = 12;
