@@ -15,20 +15,24 @@
 //! the clock is testable.
 
 mod checkpoint;
+mod cleaner;
 pub mod config;
 mod error;
 mod group_commit;
 pub mod index;
 mod leader_epoch;
 mod log;
+mod log_manager;
 pub mod names;
 mod reader;
 mod segment;
 
+pub use cleaner::{CleanerProgress, CleanerStats, LogCleaner, OffsetMap};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{LogError, Result};
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
-pub use log::{AppendInfo, LoadOptions, Log};
+pub use log::{AppendInfo, LoadOptions, Log, SegmentSnapshot};
+pub use log_manager::LogManager;
 pub use names::TopicPartition;
 pub use reader::{BatchPosition, FileSlice};
 pub use segment::{IndexSettings, LogSegment};

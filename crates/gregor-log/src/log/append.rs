@@ -69,10 +69,12 @@ fn validate_client_batches(records: &[u8], config: &LogConfig) -> Result<Vec<(us
 
 /// Compacted topics need a key on every record (Kafka's `LogValidator` rule).
 fn check_keys(batch: &RecordBatch<'_>) -> Result<()> {
-    if batch.records()?.iter().any(|r| r.key.is_none()) {
-        return Err(LogError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
+    for record in batch.record_iter()? {
+        if record?.key.is_none() {
+            return Err(LogError::InvalidRecord(
+                "compacted topic cannot accept a record without a key".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! the clock (segment.ms, retention, LogAppendTime) is deterministic under test.
 
 mod append;
+mod compaction;
 mod load;
 mod read;
 mod retention;
@@ -31,6 +32,7 @@ use crate::names::{INDEX_SUFFIX, TIME_INDEX_SUFFIX, TopicPartition};
 use crate::segment::LogSegment;
 
 pub use append::AppendInfo;
+pub use compaction::SegmentSnapshot;
 pub use load::LoadOptions;
 
 /// Files waiting for `file.delete.delay.ms` before removal.

@@ -112,7 +112,7 @@ impl Log {
     }
 
     /// Renames a segment's files to `.deleted` and queues their removal.
-    fn schedule_delete(
+    pub(super) fn schedule_delete(
         &self,
         mut segment: LogSegment,
         config: &LogConfig,
