@@ -104,9 +104,16 @@ impl LogCleaner {
         for group in group_segments(&cleanable.segments, config.segment_bytes) {
             let mut cleaned =
                 LogSegment::create(log.dir(), group[0].base_offset, settings, CLEANED_SUFFIX)?;
-            for snapshot in group {
+            for (i, snapshot) in group.iter().enumerate() {
                 stats.bytes_read += snapshot.size;
-                clean_segment_into(snapshot, &map, &mut cleaned, now_ms, horizon, &mut stats)?;
+                let last_in_group = i + 1 == group.len();
+                let pass = Pass {
+                    map: &map,
+                    now_ms,
+                    new_horizon: horizon,
+                    last_in_group,
+                };
+                clean_segment_into(snapshot, &pass, &mut cleaned, &mut stats)?;
             }
             cleaned.seal()?;
             cleaned.sync_all()?;
@@ -176,12 +183,15 @@ fn find_cleanable(
 /// Calls `f` with every batch of `segment`.
 fn for_each_batch(
     segment: &SegmentSnapshot,
-    mut f: impl FnMut(RecordBatch<'_>) -> Result<()>,
+    mut f: impl FnMut(RecordBatch<'_>, bool) -> Result<()>,
 ) -> Result<()> {
     let mut reader = BatchReader::new(&segment.file, 0, segment.size);
     loop {
         match reader.next_batch().at(&segment.path)? {
-            Scan::Batch(_, bytes) => f(RecordBatch::parse(bytes)?)?,
+            Scan::Batch(position, bytes) => {
+                let is_last = position + bytes.len() as u64 == segment.size;
+                f(RecordBatch::parse(bytes)?, is_last)?
+            }
             Scan::End | Scan::Invalid(_) => return Ok(()),
         }
     }
@@ -190,7 +200,7 @@ fn for_each_batch(
 fn build_offset_map(cleanable: &Cleanable) -> Result<OffsetMap> {
     let mut map = OffsetMap::default();
     for segment in &cleanable.segments {
-        for_each_batch(segment, |batch| {
+        for_each_batch(segment, |batch, _| {
             if batch.attributes().is_control() || batch.last_offset() < cleanable.first_dirty {
                 return Ok(());
             }
@@ -231,15 +241,29 @@ fn group_segments(segments: &[SegmentSnapshot], max_bytes: u64) -> Vec<&[Segment
 }
 
 /// Rewrites one segment's batches into `out`, keeping what compaction keeps.
+/// What a pass knows while it rewrites one segment.
+struct Pass<'a> {
+    map: &'a OffsetMap,
+    now_ms: i64,
+    /// Delete horizon to stamp on batches that keep tombstones for the first time.
+    new_horizon: i64,
+    /// The segment is the last of its group.
+    last_in_group: bool,
+}
+
 fn clean_segment_into(
     segment: &SegmentSnapshot,
-    map: &OffsetMap,
+    pass: &Pass<'_>,
     out: &mut LogSegment,
-    now_ms: i64,
-    new_horizon: i64,
     stats: &mut CleanerStats,
 ) -> Result<()> {
-    for_each_batch(segment, |batch| {
+    let Pass {
+        map,
+        now_ms,
+        new_horizon,
+        last_in_group,
+    } = *pass;
+    for_each_batch(segment, |batch, is_last| {
         if batch.attributes().is_control() {
             return out.append(batch.as_bytes());
         }
@@ -272,7 +296,10 @@ fn clean_segment_into(
                     .map_or(kept_horizon, |h| h.min(kept_horizon)),
             );
         }
-        if kept.is_empty() {
+        // The last batch of a group survives, emptied if need be, so the cleaned segment
+        // ends at the same offset as the segments it replaces: crash recovery of a `.swap`
+        // relies on that to know which segments it covers.
+        if kept.is_empty() && !(is_last && last_in_group) {
             return Ok(());
         }
         let needs_horizon = tombstones && horizon.is_none();

@@ -101,7 +101,7 @@ impl Log {
         let settings = IndexSettings::from(&config);
         let listing = list_dir(&dir)?;
         for path in &listing.doomed {
-            fs::remove_file(path).at(path)?;
+            remove_if_exists(path)?;
         }
         let mut bases = listing.segments;
         for &base in &listing.swaps {
@@ -109,7 +109,7 @@ impl Log {
         }
         for (base, path) in &listing.index_files {
             if !bases.contains(base) {
-                fs::remove_file(path).at(path)?;
+                remove_if_exists(path)?;
             }
         }
         let mut segments = BTreeMap::new();
@@ -212,4 +212,12 @@ fn recover_segments(
         }
     }
     Ok(())
+}
+
+/// Removes a file that a swap completion may already have removed.
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(path),
+        _ => Ok(()),
+    }
 }
