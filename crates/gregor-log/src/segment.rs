@@ -182,7 +182,9 @@ impl LogSegment {
             && (self.size == 0
                 || !offset.entries().is_empty()
                 || self.size <= self.settings.interval_bytes * 2
-                || self.settings.interval_bytes == 0);
+                || self.settings.interval_bytes == 0)
+            // A sealed, non-empty segment always ends its time index with its max timestamp.
+            && (self.size == 0 || !time.entries().is_empty());
         let mut indexes = Indexes {
             offset,
             time,

@@ -153,9 +153,12 @@ impl Log {
         };
         if !options.had_clean_shutdown {
             // What recovery kept is now the log: make it durable before anyone relies on it.
-            for segment in log.state.read().segments.values() {
+            let state = log.state.read();
+            let from = state.segment_holding(options.recovery_point);
+            for segment in state.segments.range(from..).map(|(_, s)| s) {
                 segment.sync_all()?;
             }
+            drop(state);
             fs::File::open(&log.dir)
                 .and_then(|d| d.sync_all())
                 .at(&log.dir)?;

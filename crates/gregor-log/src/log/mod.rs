@@ -62,6 +62,14 @@ impl LogState {
             .expect("a log always has a segment")
     }
 
+    /// Base offset of the segment holding `offset` (the first segment if none does).
+    fn segment_holding(&self, offset: i64) -> i64 {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b)
+    }
+
     fn active_mut(&mut self) -> &mut LogSegment {
         self.segments
             .values_mut()
@@ -232,11 +240,7 @@ impl Log {
     fn flush_once(&self, now_ms: i64) -> Result<i64> {
         let (end, logs) = {
             let state = self.state.read();
-            let from = state
-                .segments
-                .range(..=state.recovery_point)
-                .next_back()
-                .map_or(i64::MIN, |(b, _)| *b);
+            let from = state.segment_holding(state.recovery_point);
             let logs: Vec<(Arc<File>, PathBuf)> = state
                 .segments
                 .range(from..)
@@ -288,7 +292,9 @@ impl Log {
         let result = (|| {
             let mut state = self.state.write();
             state.active_mut().seal()?;
-            for segment in state.segments.values() {
+            // Segments below the recovery point are already on disk with their indexes.
+            let from = state.segment_holding(state.recovery_point);
+            for segment in state.segments.range(from..).map(|(_, s)| s) {
                 segment.sync_all()?;
             }
             File::open(&self.dir)
