@@ -234,8 +234,9 @@ impl LogSegment {
                     if max_ts.is_none_or(|(ts, _)| batch.max_timestamp() > ts) {
                         max_ts = Some((batch.max_timestamp(), batch.last_offset()));
                     }
+                    // Up to a full index, as appending writes it (a full index rolls).
                     if since_entry > self.settings.interval_bytes
-                        && offsets.len() + 1 < self.settings.max_offset_entries
+                        && offsets.len() < self.settings.max_offset_entries
                     {
                         offsets.push(OffsetPosition {
                             relative_offset: rel as u32,
@@ -255,6 +256,16 @@ impl LogSegment {
                 }
             }
         };
+        // As Kafka's `LogSegment.recover`: the last time index entry holds the segment's largest
+        // timestamp, which is what a later lazy load takes as the segment's max timestamp.
+        if let Some((ts, off)) = max_ts {
+            if times.last().is_none_or(|l| ts > l.timestamp) {
+                times.push(TimestampOffset {
+                    timestamp: ts,
+                    relative_offset: (off - self.base_offset) as u32,
+                });
+            }
+        }
         indexes.offset.reset(offsets);
         indexes.time.reset(times);
         indexes.max_timestamp = max_ts;
@@ -465,24 +476,32 @@ impl LogSegment {
                 (from.max(min_offset) - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
             u64::from(indexes.offset.lookup(rel))
         };
-        let found = self.scan_headers_from(start_position, |b| {
+        // A batch whose max timestamp qualifies may hold the qualifying records only below
+        // `min_offset`: then keep scanning (Kafka's `FileRecords.searchForTimestamp`).
+        let mut position = start_position;
+        while let Some(found) = self.scan_headers_from(position, |b| {
             b.max_timestamp >= timestamp && b.last_offset >= min_offset
-        })?;
-        let Some(found) = found else { return Ok(None) };
-        let bytes = self.read_batch(&found)?;
-        let batch = RecordBatch::parse(&bytes)?;
-        if batch.attributes().timestamp_type() == TimestampType::LogAppendTime {
-            return Ok(Some((
-                batch.max_timestamp(),
-                batch.base_offset().max(min_offset),
-            )));
+        })? {
+            let bytes = self.read_batch(&found)?;
+            let batch = RecordBatch::parse(&bytes)?;
+            if batch.attributes().timestamp_type() == TimestampType::LogAppendTime {
+                return Ok(Some((
+                    batch.max_timestamp(),
+                    batch.base_offset().max(min_offset),
+                )));
+            }
+            let base_ts = batch.base_timestamp();
+            let hit = batch
+                .records()?
+                .iter()
+                .map(|r| (r.timestamp(base_ts), r.offset(batch.base_offset())))
+                .find(|&(ts, off)| ts >= timestamp && off >= min_offset);
+            if hit.is_some() {
+                return Ok(hit);
+            }
+            position = found.end();
         }
-        let base_ts = batch.base_timestamp();
-        Ok(batch
-            .records()?
-            .iter()
-            .map(|r| (r.timestamp(base_ts), r.offset(batch.base_offset())))
-            .find(|&(ts, off)| ts >= timestamp && off >= min_offset))
+        Ok(None)
     }
 
     /// The record holding the segment's largest timestamp: `(timestamp, offset)`.

@@ -117,15 +117,35 @@ fn clean_open_does_not_scan_inactive_segments() {
     let active_base: i64 = 10_000_000;
     std::fs::write(path_for(&path, active_base as u64, "log"), []).unwrap();
     {
-        let log = Log::open(path.clone(), tp.clone(), LogConfig::default(), LoadOptions { had_clean_shutdown: true, ..LoadOptions::new(0) }).unwrap();
+        let log = Log::open(
+            path.clone(),
+            tp.clone(),
+            LogConfig::default(),
+            LoadOptions {
+                had_clean_shutdown: true,
+                ..LoadOptions::new(0)
+            },
+        )
+        .unwrap();
         let mut b = batch(2, 10, 5);
         log.append_as_leader(&mut b, 0, 5).unwrap();
         log.close(5).unwrap();
     }
-    let options = LoadOptions { recovery_point: active_base + 2, log_start_offset: 0, had_clean_shutdown: true, now_ms: 0 };
+    let options = LoadOptions {
+        recovery_point: active_base + 2,
+        log_start_offset: 0,
+        had_clean_shutdown: true,
+        now_ms: 0,
+    };
     let log = Log::open(path.clone(), tp, LogConfig::default(), options).unwrap();
     assert_eq!(log.log_end_offset(), active_base + 2);
-    assert_eq!(log.size_in_bytes(), 10 * GIB + std::fs::metadata(path_for(&path, active_base as u64, "log")).unwrap().len());
+    assert_eq!(
+        log.size_in_bytes(),
+        10 * GIB
+            + std::fs::metadata(path_for(&path, active_base as u64, "log"))
+                .unwrap()
+                .len()
+    );
     let slice = log.read(active_base, 1000, None, true).unwrap().unwrap();
     assert_eq!(BatchIter::new(&slice.read_to_vec().unwrap()).count(), 1);
 }

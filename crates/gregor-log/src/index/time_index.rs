@@ -5,7 +5,7 @@
 //! so far has grown, and once more when the segment stops being active, so the last entry holds
 //! the segment's largest timestamp.
 
-use super::{IndexEntry, IndexFile, floor_index};
+use super::{IndexEntry, IndexFile};
 
 /// A `.timeindex` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,9 @@ impl TimeIndex {
     /// before its offset is older than `timestamp`, so a search for the first record at or
     /// after `timestamp` may start just past it.
     pub fn lookup_before(&self, timestamp: i64) -> Option<TimestampOffset> {
-        floor_index(self.entries(), |e| e.timestamp, timestamp - 1).map(|i| self.entries()[i])
+        // `timestamp - 1` would overflow for `i64::MIN` (any i64 can come from a client).
+        let n = self.entries().partition_point(|e| e.timestamp < timestamp);
+        n.checked_sub(1).map(|i| self.entries()[i])
     }
 
     /// Drops entries for offsets `>= relative_offset` (truncation).

@@ -200,6 +200,9 @@ impl Log {
                 .map_or(offset, |b| b.base_offset.min(offset));
             active.truncate_to(offset)?;
             active.activate()?;
+            // A batch straddling both the log start and `offset` goes whole: the log start
+            // may not stay past the new end (Kafka: `logStartOffset = min(target, logStart)`).
+            state.log_start_offset = state.log_start_offset.min(new_end);
             self.finish_truncation(&mut state, new_end)
         })();
         self.guard_io(result)
