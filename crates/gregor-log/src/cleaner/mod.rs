@@ -227,9 +227,9 @@ fn group_segments(segments: &[SegmentSnapshot], max_bytes: u64) -> Vec<&[Segment
         let mut size = segments[start].size;
         while end < segments.len()
             && size + segments[end].size <= max_bytes
-            && segments.get(end + 1).is_none_or(|n| {
-                n.base_offset - segments[start].base_offset <= i64::from(i32::MAX)
-            })
+            && segments
+                .get(end + 1)
+                .is_none_or(|n| n.base_offset - segments[start].base_offset <= i64::from(i32::MAX))
         {
             size += segments[end].size;
             end += 1;
