@@ -195,6 +195,7 @@ impl Log {
             .and_then(|()| state.active_mut().append(records));
         self.guard_io(result)?;
         state.log_end_offset = info.last_offset + 1;
+        self.pending.lock().written_end = state.log_end_offset;
         Ok(info)
     }
 
@@ -237,8 +238,8 @@ impl Log {
     ) -> Result<()> {
         let active = state.active_mut();
         active.seal()?;
-        self.note_sealed(active);
         let segment = LogSegment::create(&self.dir, base_offset, IndexSettings::from(config), "")?;
+        self.note_rolled(state.active(), &segment);
         tracing::debug!(log = %self.topic_partition, base_offset, "rolled new segment");
         state.segments.insert(base_offset, segment);
         Ok(())

@@ -94,7 +94,9 @@ impl Log {
             cleaned.change_suffix("")?;
             tracing::debug!(log = %self.topic_partition, segment = %cleaned.file_path(LOG_SUFFIX).display(), replaced = replaced.len(), "swapped in cleaned segment");
             state.segments.insert(cleaned.base_offset(), cleaned);
-            self.unsynced.lock().directory = true;
+            let mut pending = self.pending.lock();
+            pending.retain_existing(&state);
+            pending.directory = true;
             Ok(true)
         })();
         self.guard_io(result)

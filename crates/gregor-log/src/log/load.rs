@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{Log, LogState, UnsyncedFiles};
+use super::{Log, LogState, PendingSync};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::group_commit::GroupCommit;
@@ -134,6 +134,7 @@ impl Log {
         let mut leader_epochs = LeaderEpochFileCache::load(dir.join(LEADER_EPOCH_CHECKPOINT))?;
         leader_epochs.truncate_from_end(log_end_offset)?;
         leader_epochs.truncate_from_start(log_start_offset)?;
+        let pending = PendingSync::new(active_segment(&segments), log_end_offset, options.now_ms);
         let log = Log {
             topic_partition,
             config: RwLock::new(std::sync::Arc::new(config)),
@@ -141,11 +142,9 @@ impl Log {
                 segments,
                 log_start_offset,
                 log_end_offset,
-                recovery_point: log_end_offset,
-                last_flush_ms: options.now_ms,
             }),
             group_commit: GroupCommit::new(log_end_offset),
-            unsynced: Mutex::new(UnsyncedFiles::default()),
+            pending: Mutex::new(pending),
             leader_epochs: Mutex::new(leader_epochs),
             pending_deletes: Mutex::new(Vec::new()),
             offline: Default::default(),
@@ -223,4 +222,8 @@ fn remove_if_exists(path: &Path) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(path),
         _ => Ok(()),
     }
+}
+
+fn active_segment(segments: &BTreeMap<i64, LogSegment>) -> &LogSegment {
+    segments.values().next_back().expect("at least one segment")
 }

@@ -48,10 +48,6 @@ struct LogState {
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
-    /// Everything below is on disk with its indexes; recovery scans from the segment holding it.
-    recovery_point: i64,
-    /// Wall time of the last flush, for `flush.ms`.
-    last_flush_ms: i64,
 }
 
 impl LogState {
@@ -78,13 +74,52 @@ impl LogState {
     }
 }
 
-/// What a flush has to make durable besides the active segment's data.
-#[derive(Debug, Default)]
-struct UnsyncedFiles {
+/// What the next flush has to make durable, kept apart from [`LogState`] so that a flush
+/// never waits for the log's lock (appenders hold it while they write).
+#[derive(Debug)]
+struct PendingSync {
+    /// Offset after the last batch written to the page cache.
+    written_end: i64,
+    /// `.log` files that may hold unsynced data: the active segment's and those sealed since
+    /// the last flush, by base offset.
+    logs: Vec<(i64, Arc<File>, PathBuf)>,
     /// Index files of segments sealed since the last flush.
     index_files: Vec<PathBuf>,
     /// Segment files were created or renamed: the directory entry must be synced too.
     directory: bool,
+    /// Everything below is on disk with its indexes; recovery scans from the segment holding it.
+    recovery_point: i64,
+    /// Wall time of the last flush, for `flush.ms`.
+    last_flush_ms: i64,
+}
+
+impl PendingSync {
+    fn new(active: &LogSegment, end: i64, now_ms: i64) -> PendingSync {
+        let mut pending = PendingSync {
+            written_end: end,
+            logs: Vec::new(),
+            index_files: Vec::new(),
+            directory: false,
+            recovery_point: end,
+            last_flush_ms: now_ms,
+        };
+        pending.track(active);
+        pending
+    }
+
+    /// A new active segment starts receiving data.
+    fn track(&mut self, segment: &LogSegment) {
+        let path = segment.file_path(crate::names::LOG_SUFFIX);
+        self.logs
+            .push((segment.base_offset(), Arc::clone(segment.log_file()), path));
+        self.directory = true;
+    }
+
+    /// Forgets segments no longer in the log (deleted, truncated, replaced).
+    fn retain_existing(&mut self, state: &LogState) {
+        self.logs
+            .retain(|(base, _, _)| state.segments.contains_key(base));
+    }
 }
 
 /// The storage of one topic partition.
@@ -95,7 +130,7 @@ pub struct Log {
     config: RwLock<Arc<LogConfig>>,
     state: RwLock<LogState>,
     group_commit: GroupCommit,
-    unsynced: Mutex<UnsyncedFiles>,
+    pending: Mutex<PendingSync>,
     leader_epochs: Mutex<LeaderEpochFileCache>,
     pending_deletes: Mutex<Vec<PendingDelete>>,
     offline: AtomicBool,
@@ -135,7 +170,7 @@ impl Log {
 
     /// Offset below which data and indexes are on disk.
     pub fn recovery_point(&self) -> i64 {
-        self.state.read().recovery_point
+        self.pending.lock().recovery_point
     }
 
     /// Offset below which data is durable (fsynced).
@@ -227,7 +262,7 @@ impl Log {
     /// Applies `flush.ms`: flushes if the last flush is older than that. For a periodic task.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
         let flush_ms = self.config.read().flush_ms;
-        let last = self.state.read().last_flush_ms;
+        let last = self.pending.lock().last_flush_ms;
         if now_ms.saturating_sub(last) >= flush_ms && self.durable_offset() < self.log_end_offset()
         {
             self.flush(now_ms)?;
@@ -235,54 +270,58 @@ impl Log {
         Ok(())
     }
 
-    /// One flush round: sync every segment from the recovery point on, the index files of
-    /// segments sealed since, and the directory if files appeared; then move the recovery point.
+    /// One flush round: sync the `.log` files that may hold unsynced data, the index files of
+    /// segments sealed since the last round, and the directory if files appeared; then move the
+    /// recovery point. Takes only the small `pending` lock, never the log's.
     fn flush_once(&self, now_ms: i64) -> Result<i64> {
-        let (end, logs) = {
-            let state = self.state.read();
-            let from = state.segment_holding(state.recovery_point);
-            let logs: Vec<(Arc<File>, PathBuf)> = state
-                .segments
-                .range(from..)
-                .map(|(_, s)| {
-                    (
-                        Arc::clone(s.log_file()),
-                        s.file_path(crate::names::LOG_SUFFIX),
-                    )
-                })
-                .collect();
-            (state.log_end_offset, logs)
+        let (end, logs, index_files, directory) = {
+            let mut pending = self.pending.lock();
+            let index_files = std::mem::take(&mut pending.index_files);
+            let directory = std::mem::take(&mut pending.directory);
+            (
+                pending.written_end,
+                pending.logs.clone(),
+                index_files,
+                directory,
+            )
         };
-        let unsynced = std::mem::take(&mut *self.unsynced.lock());
-        for (file, path) in &logs {
+        for (_, file, path) in &logs {
             file.sync_data().at(path)?;
         }
-        for path in &unsynced.index_files {
+        for path in &index_files {
             match File::open(path) {
                 Ok(f) => f.sync_all().at(path)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at(path),
             }
         }
-        if unsynced.directory {
+        if directory {
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
                 .at(&self.dir)?;
         }
-        let mut state = self.state.write();
-        state.recovery_point = state.recovery_point.max(end.min(state.log_end_offset));
-        state.last_flush_ms = now_ms;
+        let mut pending = self.pending.lock();
+        // Every file but the last was sealed before this round began: it is now fully synced.
+        let synced: Vec<i64> = logs
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|(base, _, _)| *base)
+            .collect();
+        pending.logs.retain(|(base, _, _)| !synced.contains(base));
+        pending.recovery_point = pending.recovery_point.max(end.min(pending.written_end));
+        pending.last_flush_ms = now_ms;
         Ok(end)
     }
 
-    /// Remembers that a sealed segment's index files and the directory need syncing.
-    fn note_sealed(&self, segment: &LogSegment) {
-        let mut unsynced = self.unsynced.lock();
-        unsynced.index_files.push(segment.file_path(INDEX_SUFFIX));
-        unsynced
+    /// A roll: the sealed segment's index files and the new segment need syncing.
+    fn note_rolled(&self, sealed: &LogSegment, new: &LogSegment) {
+        let mut pending = self.pending.lock();
+        pending.index_files.push(sealed.file_path(INDEX_SUFFIX));
+        pending
             .index_files
-            .push(segment.file_path(TIME_INDEX_SUFFIX));
-        unsynced.directory = true;
+            .push(sealed.file_path(TIME_INDEX_SUFFIX));
+        pending.track(new);
     }
 
     /// Clean close: flush, seal the active segment's indexes (trimmed to size, as Kafka leaves
@@ -293,15 +332,17 @@ impl Log {
             let mut state = self.state.write();
             state.active_mut().seal()?;
             // Segments below the recovery point are already on disk with their indexes.
-            let from = state.segment_holding(state.recovery_point);
+            let from = state.segment_holding(self.pending.lock().recovery_point);
             for segment in state.segments.range(from..).map(|(_, s)| s) {
                 segment.sync_all()?;
             }
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
                 .at(&self.dir)?;
-            state.recovery_point = state.log_end_offset;
-            state.last_flush_ms = now_ms;
+            let mut pending = self.pending.lock();
+            pending.recovery_point = state.log_end_offset;
+            pending.last_flush_ms = now_ms;
+            drop(pending);
             self.group_commit.set_durable(state.log_end_offset);
             Ok(())
         })();

@@ -107,7 +107,9 @@ impl Log {
         self.leader_epochs
             .lock()
             .truncate_from_start(state.log_start_offset)?;
-        self.unsynced.lock().directory = true;
+        let mut pending = self.pending.lock();
+        pending.retain_existing(state);
+        pending.directory = true;
         Ok(doomed.len())
     }
 
@@ -228,11 +230,19 @@ impl Log {
 
     fn finish_truncation(&self, state: &mut LogState, new_end: i64) -> Result<i64> {
         state.log_end_offset = new_end;
-        state.recovery_point = state.recovery_point.min(new_end);
+
         self.group_commit
             .set_durable(self.group_commit.durable_offset().min(new_end));
         self.leader_epochs.lock().truncate_from_end(new_end)?;
-        self.unsynced.lock().directory = true;
+        let mut pending = self.pending.lock();
+        pending.retain_existing(state);
+        if pending.logs.last().map(|(base, _, _)| *base) != Some(state.active().base_offset()) {
+            pending.track(state.active());
+        }
+        pending.written_end = new_end;
+        pending.recovery_point = pending.recovery_point.min(new_end);
+        pending.directory = true;
+        drop(pending);
         tracing::info!(log = %self.topic_partition, log_end_offset = new_end, "truncated log");
         Ok(new_end)
     }
