@@ -417,7 +417,18 @@ impl LogSegment {
                 len: 0,
             }));
         }
+        // Everything before an index entry's position is whole batches: jump to the last entry
+        // inside the byte budget, then scan only the few headers after it.
+        let budget_end = limit.min(first.position.saturating_add(max_bytes as u64));
         let mut end = first.end();
+        {
+            let indexes = self.indexes()?;
+            let entries = indexes.offset.entries();
+            let i = entries.partition_point(|e| u64::from(e.position) <= budget_end);
+            if let Some(entry) = i.checked_sub(1).map(|i| entries[i]) {
+                end = end.max(u64::from(entry.position));
+            }
+        }
         let log_path = self.file_path(LOG_SUFFIX);
         while let Some(next) = read_header_at(&self.log, end, limit).at(&log_path)? {
             if next.end() - first.position > max_bytes as u64 {
