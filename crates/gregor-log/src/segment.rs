@@ -19,6 +19,7 @@ use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
+use crate::leader_epoch::EpochEntry;
 use crate::names::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file};
 use crate::reader::{BatchPosition, BatchReader, FileSlice, Scan, read_header_at};
 
@@ -41,6 +42,16 @@ impl From<&LogConfig> for IndexSettings {
             max_time_entries: config.max_time_index_entries(),
         }
     }
+}
+
+/// What [`LogSegment::recover`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes of torn or invalid data cut from the end.
+    pub truncated_bytes: u64,
+    /// Where each leader epoch seen in the kept batches starts, so the epoch cache can be
+    /// rebuilt if its checkpoint missed an append (as Kafka's `LogSegment.recover`).
+    pub leader_epochs: Vec<EpochEntry>,
 }
 
 /// Both indexes plus what is derived from them; loaded together, lazily.
@@ -204,8 +215,13 @@ impl LogSegment {
 
     /// Recomputes both indexes by scanning the log. With `check_crc` every batch's CRC and
     /// offsets are validated and the first bad batch ends the scan; returns the position where
-    /// valid data ends.
-    fn rebuild_into(&self, indexes: &mut Indexes, check_crc: bool) -> Result<u64> {
+    /// valid data ends and where each leader epoch found in the batches starts.
+    fn rebuild_into(
+        &self,
+        indexes: &mut Indexes,
+        check_crc: bool,
+    ) -> Result<(u64, Vec<EpochEntry>)> {
+        let mut epochs: Vec<EpochEntry> = Vec::new();
         let log_path = self.file_path(LOG_SUFFIX);
         let mut offsets = Vec::new();
         let mut times: Vec<TimestampOffset> = Vec::new();
@@ -231,6 +247,13 @@ impl LogSegment {
                         break position;
                     }
                     next_expected = batch.next_offset();
+                    let epoch = batch.partition_leader_epoch();
+                    if epoch >= 0 && epochs.last().is_none_or(|e| epoch > e.epoch) {
+                        epochs.push(EpochEntry {
+                            epoch,
+                            start_offset: batch.base_offset(),
+                        });
+                    }
                     if max_ts.is_none_or(|(ts, _)| batch.max_timestamp() > ts) {
                         max_ts = Some((batch.max_timestamp(), batch.last_offset()));
                     }
@@ -269,12 +292,12 @@ impl LogSegment {
         indexes.offset.reset(offsets);
         indexes.time.reset(times);
         indexes.max_timestamp = max_ts;
-        Ok(valid_end)
+        Ok((valid_end, epochs))
     }
 
     /// Crash recovery: validates every batch (CRC, offsets), rebuilds both indexes and cuts
-    /// off whatever follows the last valid batch. Returns the number of bytes removed.
-    pub fn recover(&mut self) -> Result<u64> {
+    /// off whatever follows the last valid batch.
+    pub fn recover(&mut self) -> Result<Recovery> {
         let mut guard = self.indexes.lock();
         let offset_path = self.file_path(INDEX_SUFFIX);
         let time_path = self.file_path(TIME_INDEX_SUFFIX);
@@ -288,7 +311,7 @@ impl LogSegment {
                 max_timestamp: None,
             },
         };
-        let valid_end = self.rebuild_into(&mut indexes, true)?;
+        let (valid_end, leader_epochs) = self.rebuild_into(&mut indexes, true)?;
         indexes.offset.trim().at(&offset_path)?;
         indexes.time.trim().at(&time_path)?;
         *guard = Some(indexes);
@@ -301,7 +324,10 @@ impl LogSegment {
         }
         self.rolling_timestamp = None;
         self.bytes_since_last_index_entry = 0;
-        Ok(truncated)
+        Ok(Recovery {
+            truncated_bytes: truncated,
+            leader_epochs,
+        })
     }
 
     /// Appends already-validated batches whose offsets are final. `records` must hold whole

@@ -16,7 +16,7 @@ use super::{Log, LogState, PendingSync};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::group_commit::GroupCommit;
-use crate::leader_epoch::LeaderEpochFileCache;
+use crate::leader_epoch::{EpochEntry, LeaderEpochFileCache};
 use crate::names::{
     CLEANED_SUFFIX, DELETED_SUFFIX, LEADER_EPOCH_CHECKPOINT, LOG_SUFFIX, SWAP_SUFFIX,
     TopicPartition, parse_segment_file,
@@ -120,8 +120,10 @@ impl Log {
             let base = options.log_start_offset.max(0);
             segments.insert(base, LogSegment::create(&dir, base, settings, "")?);
         }
+        let mut recovered_epochs = Vec::new();
         if !options.had_clean_shutdown {
-            recover_segments(&topic_partition, &mut segments, options.recovery_point)?;
+            recovered_epochs =
+                recover_segments(&topic_partition, &mut segments, options.recovery_point)?;
         }
         let active = segments
             .values_mut()
@@ -132,6 +134,16 @@ impl Log {
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_start_offset = options.log_start_offset.max(first_base).min(log_end_offset);
         let mut leader_epochs = LeaderEpochFileCache::load(dir.join(LEADER_EPOCH_CHECKPOINT))?;
+        // An append's epoch reaches the checkpoint after its batch reaches the log: a crash in
+        // between is repaired from the batches recovery kept.
+        for entry in recovered_epochs {
+            if leader_epochs
+                .latest_epoch()
+                .is_none_or(|latest| entry.epoch > latest)
+            {
+                leader_epochs.assign(entry.epoch, entry.start_offset)?;
+            }
+        }
         leader_epochs.truncate_from_end(log_end_offset)?;
         leader_epochs.truncate_from_start(log_start_offset)?;
         let pending = PendingSync::new(active_segment(&segments), log_end_offset, options.now_ms);
@@ -194,7 +206,8 @@ fn recover_segments(
     tp: &TopicPartition,
     segments: &mut BTreeMap<i64, LogSegment>,
     recovery_point: i64,
-) -> Result<()> {
+) -> Result<Vec<EpochEntry>> {
+    let mut epochs = Vec::new();
     let from = segments
         .range(..=recovery_point)
         .next_back()
@@ -202,7 +215,9 @@ fn recover_segments(
     let to_check: Vec<i64> = segments.range(from..).map(|(b, _)| *b).collect();
     for (i, base) in to_check.iter().enumerate() {
         let segment = segments.get_mut(base).expect("listed above");
-        let truncated = segment.recover()?;
+        let recovery = segment.recover()?;
+        epochs.extend(recovery.leader_epochs);
+        let truncated = recovery.truncated_bytes;
         if truncated > 0 {
             tracing::warn!(log = %tp, segment = base, bytes = truncated, "truncated invalid data at the end of the log during recovery");
             for later in &to_check[i + 1..] {
@@ -213,7 +228,7 @@ fn recover_segments(
             break;
         }
     }
-    Ok(())
+    Ok(epochs)
 }
 
 /// Removes a file that a swap completion may already have removed.
