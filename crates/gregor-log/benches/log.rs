@@ -295,6 +295,64 @@ fn read_sequential(c: &mut Criterion) {
     group.finish();
 }
 
+/// Opening a 10 GiB log after a clean shutdown: nine inactive 1 GiB segments and a full 1 GiB
+/// active segment. A clean open reads no inactive segment (their indexes load lazily on first
+/// use), so the inactive ones are sparse files of the right size with trimmed index files; the
+/// active one holds real batches, because its index is loaded and its tail scanned to find the
+/// log end offset.
+fn open_clean(c: &mut Criterion) {
+    const GIB: u64 = 1 << 30;
+    let root = tempfile::tempdir_in(bench_root()).expect("tempdir");
+    let path = root.path().join("bench-0");
+    std::fs::create_dir_all(&path).expect("create log dir");
+    let batch = make_batch(1024);
+    let per_segment = GIB / batch.len() as u64;
+    for i in 0..9u64 {
+        let base = i * per_segment * 1024;
+        let name = |ext: &str| path.join(format!("{base:020}.{ext}"));
+        std::fs::File::create(name("log"))
+            .and_then(|f| f.set_len(GIB))
+            .expect("sparse segment");
+        std::fs::write(name("index"), []).expect("index");
+        std::fs::write(name("timeindex"), []).expect("time index");
+    }
+    let active_base = 9 * per_segment * 1024;
+    std::fs::write(path.join(format!("{active_base:020}.log")), []).expect("active segment");
+    let clean = LoadOptions {
+        had_clean_shutdown: true,
+        ..LoadOptions::new(NOW_MS)
+    };
+    {
+        let log = Log::open(
+            path.clone(),
+            TopicPartition::new("bench", 0),
+            config(),
+            clean,
+        )
+        .expect("open");
+        let mut buf = batch.clone();
+        while log.size_in_bytes() < 10 * GIB - batch.len() as u64 {
+            log.append_as_leader(&mut buf, LEADER_EPOCH, NOW_MS)
+                .expect("append");
+        }
+        log.close(NOW_MS).expect("close");
+    }
+    let mut group = c.benchmark_group("open");
+    group.sample_size(20);
+    group.bench_function("clean-shutdown/10GiB", |b| {
+        b.iter(|| {
+            Log::open(
+                path.clone(),
+                TopicPartition::new("bench", 0),
+                config(),
+                clean,
+            )
+            .expect("open")
+        })
+    });
+    group.finish();
+}
+
 /// The offset after the last whole batch in `data` (a fetch response's records).
 fn next_offset(data: &[u8]) -> i64 {
     let mut next = 0;
@@ -309,6 +367,7 @@ criterion_group!(
     append_page_cache,
     append_durable_single,
     append_durable_group_commit,
-    read_sequential
+    read_sequential,
+    open_clean
 );
 criterion_main!(benches);

@@ -195,7 +195,8 @@ impl LogSegment {
                 || self.size <= self.settings.interval_bytes * 2
                 || self.settings.interval_bytes == 0)
             // A sealed, non-empty segment always ends its time index with its max timestamp.
-            && (self.size == 0 || !time.entries().is_empty());
+            && (self.size == 0 || !time.entries().is_empty())
+            && self.last_entries_match_log(&offset, &time)?;
         let mut indexes = Indexes {
             offset,
             time,
@@ -211,6 +212,44 @@ impl LogSegment {
             self.rebuild_into(&mut indexes, false)?;
         }
         Ok(indexes)
+    }
+
+    /// Spot-checks a loaded index against the log: the last offset entry must point at a batch
+    /// ending at its offset, and the last time entry at a batch with its offset and timestamp.
+    /// Damage that keeps entries in order is invisible to the structural checks; this catches
+    /// it where it matters most (the end of the segment, the max timestamp retention uses).
+    fn last_entries_match_log(&self, offset: &OffsetIndex, time: &TimeIndex) -> Result<bool> {
+        let log_path = self.file_path(LOG_SUFFIX);
+        if let Some(entry) = offset.last() {
+            let header =
+                read_header_at(&self.log, u64::from(entry.position), self.size).at(&log_path)?;
+            if header.is_none_or(|b| {
+                b.last_offset != self.base_offset + i64::from(entry.relative_offset)
+            }) {
+                return Ok(false);
+            }
+        }
+        if let Some(entry) = time.last() {
+            let target = self.base_offset + i64::from(entry.relative_offset);
+            let start = u64::from(offset.lookup(entry.relative_offset));
+            let found = self.scan_headers_from(start, |b| b.last_offset >= target)?;
+            if found.is_none_or(|b| b.last_offset != target || b.max_timestamp != entry.timestamp) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// An index entry was found not to match the log: rebuild both indexes from the log and
+    /// write them out.
+    fn rebuild_damaged_indexes(&self) -> Result<()> {
+        tracing::warn!(segment = %self.file_path(LOG_SUFFIX).display(), "index entry does not match the log; rebuilding indexes");
+        let offset_path = self.file_path(INDEX_SUFFIX);
+        let time_path = self.file_path(TIME_INDEX_SUFFIX);
+        let mut indexes = self.indexes()?;
+        self.rebuild_into(&mut indexes, false)?;
+        indexes.offset.trim().at(&offset_path)?;
+        indexes.time.trim().at(&time_path)
     }
 
     /// Recomputes both indexes by scanning the log. With `check_crc` every batch's CRC and
@@ -398,8 +437,23 @@ impl LogSegment {
     /// entry at or before it.
     pub fn translate_offset(&self, offset: i64) -> Result<Option<BatchPosition>> {
         let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        let start = u64::from(self.indexes()?.offset.lookup(rel));
-        self.scan_headers_from(start, |b| b.last_offset >= offset)
+        let Some(entry) = self.indexes()?.offset.lookup_entry(rel) else {
+            return self.scan_headers_from(0, |b| b.last_offset >= offset);
+        };
+        // The entry's batch must end exactly at the entry's offset; if not, the index is
+        // damaged (and would silently send reads to the wrong batch): rebuild and retry.
+        let expected = self.base_offset + i64::from(entry.relative_offset);
+        let log_path = self.file_path(LOG_SUFFIX);
+        match read_header_at(&self.log, u64::from(entry.position), self.size).at(&log_path)? {
+            Some(batch) if batch.last_offset == expected => {
+                self.scan_headers_from(u64::from(entry.position), |b| b.last_offset >= offset)
+            }
+            _ => {
+                self.rebuild_damaged_indexes()?;
+                let start = u64::from(self.indexes()?.offset.lookup(rel));
+                self.scan_headers_from(start, |b| b.last_offset >= offset)
+            }
+        }
     }
 
     /// Scans batch headers from `position` and returns the first one matching `stop`.

@@ -43,12 +43,17 @@ impl OffsetIndex {
     /// Position to start scanning from for `relative_offset`: that of the last entry at or
     /// before it, or 0.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.lookup_entry(relative_offset).map_or(0, |e| e.position)
+    }
+
+    /// The last entry at or before `relative_offset`, if any.
+    pub fn lookup_entry(&self, relative_offset: u32) -> Option<OffsetPosition> {
         floor_index(
             self.entries(),
             |e| i64::from(e.relative_offset),
             i64::from(relative_offset),
         )
-        .map_or(0, |i| self.entries()[i].position)
+        .map(|i| self.entries()[i])
     }
 
     /// Drops entries for offsets `>= relative_offset` (truncation).

@@ -588,7 +588,6 @@ fn corruption_keeps_a_valid_prefix() {
 /// it needs index entries checked against the log when used (the batch at an entry's position
 /// must end at the entry's offset; a time entry's batch must carry its timestamp).
 #[test]
-#[ignore = "known gap: in-place index damage is not detected when indexes load lazily"]
 fn damaged_indexes_loaded_lazily_are_rebuilt() {
     let cases = if env_flag("GREGOR_SOAK") { 3000 } else { 300 };
     corruption_cases("damaged_indexes_loaded_lazily_are_rebuilt", cases, true);
