@@ -3,9 +3,10 @@
 //! Concurrency model: one writer, many readers, nothing shared across partitions. Appends,
 //! rolls, truncation and segment deletion take the log's write lock for a few syscalls (writes
 //! land in the page cache); reads take the read lock only to locate the bytes and return a
-//! [`FileSlice`] read outside the lock. `fsync` never runs under either lock: the
-//! [`GroupCommit`] collects the files to sync under the read lock and syncs them unlocked, so
-//! appends keep flowing into the next group while the previous one reaches the disk.
+//! [`FileSlice`] read outside the lock. `fsync` never touches that lock: the [`GroupCommit`]
+//! takes what it must sync from a small `PendingSync` (updated by appends and rolls) and syncs
+//! unlocked, so appends keep flowing into the next group while the previous one reaches the
+//! disk.
 //!
 //! Times are passed in as milliseconds since the epoch (`now_ms`), so behaviour that depends on
 //! the clock (segment.ms, retention, LogAppendTime) is deterministic under test.
