@@ -103,21 +103,12 @@ impl LogSegment {
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX, suffix);
         let time =
             TimeIndex::create(time_path.clone(), settings.max_time_entries).at(&time_path)?;
-        Ok(LogSegment {
-            base_offset,
-            dir: dir.to_path_buf(),
-            suffix: suffix.to_string(),
-            log: Arc::new(log),
-            size: 0,
-            settings,
-            indexes: Mutex::new(Some(Indexes {
-                offset,
-                time,
-                max_timestamp: None,
-            })),
-            bytes_since_last_index_entry: 0,
-            rolling_timestamp: Some(None),
-        })
+        let indexes = Indexes {
+            offset,
+            time,
+            max_timestamp: None,
+        };
+        LogSegment::from_parts(dir, base_offset, suffix, settings, log, Some(indexes))
     }
 
     /// Opens an existing segment without reading its indexes.
@@ -133,6 +124,19 @@ impl LogSegment {
             .write(true)
             .open(&log_path)
             .at(&log_path)?;
+        LogSegment::from_parts(dir, base_offset, suffix, settings, log, None)
+    }
+
+    /// Assembles a segment around its open `.log`; `indexes` are loaded lazily if `None`.
+    fn from_parts(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &str,
+        settings: IndexSettings,
+        log: File,
+        indexes: Option<Indexes>,
+    ) -> Result<LogSegment> {
+        let log_path = segment_file(dir, base_offset, LOG_SUFFIX, suffix);
         let size = log.metadata().at(&log_path)?.len();
         Ok(LogSegment {
             base_offset,
@@ -141,9 +145,10 @@ impl LogSegment {
             log: Arc::new(log),
             size,
             settings,
-            indexes: Mutex::new(None),
+            indexes: Mutex::new(indexes),
             bytes_since_last_index_entry: 0,
-            rolling_timestamp: None,
+            // An empty segment has no first batch; otherwise it is read when first needed.
+            rolling_timestamp: (size == 0).then_some(None),
         })
     }
 

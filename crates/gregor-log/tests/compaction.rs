@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
+use common::contents;
 use gregor_log::{CleanerProgress, LoadOptions, Log, LogCleaner, LogConfig, TopicPartition};
-use gregor_protocol::batch::{BatchIter, Compression, RecordBatch, RecordBatchBuilder};
+use gregor_protocol::batch::{Compression, RecordBatch, RecordBatchBuilder};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -36,27 +39,6 @@ fn batch(records: &[(&str, Option<&str>)], timestamp: i64, compression: Compress
 }
 
 /// Every record in the log: offset → (key, value).
-fn contents(log: &Log) -> BTreeMap<i64, (String, Option<String>)> {
-    let mut out = BTreeMap::new();
-    let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20, None, true).unwrap() {
-        let bytes = slice.read_to_vec().unwrap();
-        for batch in BatchIter::new(&bytes) {
-            let batch = batch.unwrap();
-            batch.validate_stored().unwrap();
-            for r in batch.records().unwrap() {
-                let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
-                let value = r
-                    .value
-                    .clone()
-                    .map(|v| String::from_utf8(v.to_vec()).unwrap());
-                out.insert(r.offset(batch.base_offset()), (key, value));
-            }
-            offset = batch.next_offset();
-        }
-    }
-    out
-}
 
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
     Log::open(

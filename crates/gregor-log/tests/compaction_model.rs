@@ -6,8 +6,11 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
+use common::contents;
 use gregor_log::{CleanerProgress, LoadOptions, Log, LogCleaner, LogConfig, TopicPartition};
-use gregor_protocol::batch::{BatchIter, Compression, RecordBatchBuilder};
+use gregor_protocol::batch::{Compression, RecordBatchBuilder};
 use proptest::prelude::*;
 
 const DELETE_RETENTION_MS: i64 = 1000;
@@ -32,7 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-type Record = (String, Option<String>);
+use common::KeyValue as Record;
 
 fn config() -> LogConfig {
     LogConfig::from_pairs([
@@ -58,28 +61,6 @@ fn open(dir: &std::path::Path, clean: bool) -> Log {
         options,
     )
     .unwrap()
-}
-
-fn contents(log: &Log) -> BTreeMap<i64, Record> {
-    let mut out = BTreeMap::new();
-    let mut offset = log.log_start_offset();
-    while let Some(slice) = log.read(offset, 1 << 20, None, true).unwrap() {
-        let bytes = slice.read_to_vec().unwrap();
-        for batch in BatchIter::new(&bytes) {
-            let batch = batch.unwrap();
-            batch.validate_stored().unwrap();
-            for r in batch.records().unwrap() {
-                let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
-                let value = r
-                    .value
-                    .clone()
-                    .map(|v| String::from_utf8(v.to_vec()).unwrap());
-                out.insert(r.offset(batch.base_offset()), (key, value));
-            }
-            offset = batch.next_offset();
-        }
-    }
-    out
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
