@@ -38,8 +38,6 @@ fn batch(records: &[(&str, Option<&str>)], timestamp: i64, compression: Compress
     builder.build().unwrap()
 }
 
-/// Every record in the log: offset → (key, value).
-
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
     Log::open(
         dir.join("c-0"),
