@@ -94,7 +94,9 @@ impl LogCleaner {
             return Ok(None);
         };
         let mut stats = CleanerStats {
-            next_dirty_offset: cleanable.end_offset,
+            // A pass forced by expired tombstones may stop short of the dirty section (records
+            // with future timestamps keep later segments uncleanable): never move back.
+            next_dirty_offset: cleanable.end_offset.max(cleanable.first_dirty),
             dirty_ratio: cleanable.dirty_ratio,
             ..Default::default()
         };
@@ -318,7 +320,10 @@ fn clean_segment_into(
             .partition_leader_epoch(batch.partition_leader_epoch())
             .last_offset_delta(batch.last_offset_delta())
             .delete_horizon(tombstones.then(|| horizon.unwrap_or(new_horizon)));
-        if attributes.timestamp_type() == TimestampType::LogAppendTime {
+        // A LogAppendTime batch's max timestamp is the append time, and an emptied batch keeps
+        // its original one (as Kafka's cleaner writes retained empty batches), so the segment
+        // keeps its largest timestamp for retention and lag checks.
+        if attributes.timestamp_type() == TimestampType::LogAppendTime || kept.is_empty() {
             builder = builder.max_timestamp(batch.max_timestamp());
         }
         let base_timestamp = batch.base_timestamp();
