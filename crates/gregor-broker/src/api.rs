@@ -1,0 +1,40 @@
+//! The API catalog: every Kafka API Gregor implements, with the version range it implements
+//! fully. `ApiVersions` is answered from this table and nothing else, so a client never sees an
+//! API or version that is not built (DESIGN.md principle 1).
+
+use kafka_protocol::messages::ApiKey;
+
+/// One implemented API and its version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiSupport {
+    /// The Kafka API.
+    pub key: ApiKey,
+    /// Lowest version implemented.
+    pub min: i16,
+    /// Highest version implemented.
+    pub max: i16,
+}
+
+/// What Gregor implements today. Version floors follow Kafka 4.0 (KIP-896) where clients allow.
+pub const SUPPORTED_APIS: &[ApiSupport] = &[
+    ApiSupport {
+        key: ApiKey::Metadata,
+        min: 4,
+        max: 12,
+    },
+    ApiSupport {
+        key: ApiKey::ApiVersions,
+        min: 0,
+        max: 4,
+    },
+];
+
+/// The implemented range of `key`, if Gregor implements it at all.
+pub fn support_for(key: ApiKey) -> Option<ApiSupport> {
+    SUPPORTED_APIS.iter().copied().find(|s| s.key == key)
+}
+
+/// Whether `version` of `key` is implemented.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    support_for(key).is_some_and(|s| (s.min..=s.max).contains(&version))
+}

@@ -1,0 +1,4 @@
+//! One module per Kafka API: each turns a decoded request into its response.
+
+pub mod api_versions;
+pub mod metadata;

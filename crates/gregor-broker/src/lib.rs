@@ -1,0 +1,22 @@
+//! Gregor's broker: the Kafka protocol server that real Kafka clients talk to.
+//!
+//! Layers, each in its own module:
+//! - [`config`]: broker settings under Kafka's keys (`listeners`, `log.dirs`, `node.id`…).
+//! - `api`: the API catalog — which Kafka APIs and versions Gregor implements. `ApiVersions`
+//!   answers from it, so only what is built is advertised.
+//! - `server`: listeners, connections and framing (size-prefixed requests, bounded by
+//!   `socket.request.max.bytes`), answered in order per connection.
+//! - `handlers`: one module per Kafka API, turning a decoded request into a response.
+//!
+//! The storage engine is `gregor-log`; this crate holds no file format knowledge.
+
+mod api;
+pub mod config;
+mod error;
+mod handlers;
+mod meta_properties;
+mod server;
+
+pub use api::{ApiSupport, SUPPORTED_APIS};
+pub use error::BrokerError;
+pub use server::{RunningBroker, run};

@@ -1,0 +1,315 @@
+//! Listeners, connections and framing.
+//!
+//! Every request is a 4-byte big-endian size followed by that many bytes; a size above
+//! `socket.request.max.bytes` (or negative), an unknown API key or an undecodable header or body
+//! closes that connection with a warning and touches nothing else. Requests on one connection are
+//! handled one after another, so responses leave in request order however many a client
+//! pipelines. Shutdown stops accepting, lets each connection finish the request it is on, then
+//! closes the logs cleanly (flushed, indexes trimmed, clean-shutdown marker written).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Encodable, decode_request_header_from_buffer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use gregor_log::LogManager;
+
+use crate::api::is_supported;
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::handlers::{api_versions, metadata};
+use crate::meta_properties;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What every connection shares.
+struct Broker {
+    node_id: i32,
+    cluster_id: String,
+    max_request_bytes: usize,
+    /// Kept for the request handlers that come next (produce, fetch); closed on shutdown.
+    logs: Arc<LogManager>,
+}
+
+/// The address clients are told to use for one listener.
+#[derive(Clone)]
+struct Advertised {
+    host: String,
+    port: u16,
+}
+
+/// Why a connection is being closed.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("request of {0} bytes is outside 0..=socket.request.max.bytes ({1})")]
+    FrameSize(i64, usize),
+    #[error("request too short for a header ({0} bytes)")]
+    ShortHeader(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{0:?} v{1} is not implemented (not advertised in ApiVersions)")]
+    UnsupportedApi(ApiKey, i16),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a single-node broker until `shutdown` completes, then shuts down cleanly.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    let broker = RunningBroker::start(config).await?;
+    shutdown.await;
+    broker.shutdown().await
+}
+
+/// A started broker: its listeners are bound and serving.
+pub struct RunningBroker {
+    addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    acceptors: JoinSet<()>,
+    broker: Arc<Broker>,
+}
+
+impl RunningBroker {
+    /// Opens the log directories (recovering them if needed), binds every listener and starts
+    /// serving. Logs the ready line with the real ports (port 0 picks a free one).
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+        let cluster_id = meta_properties::ensure(&config.log_dirs, config.node_id)?;
+        let log_config = config.default_log_config();
+        let dirs = config.log_dirs.clone();
+        let logs = tokio::task::spawn_blocking(move || {
+            LogManager::open(dirs, |_| log_config.clone(), now_ms())
+        })
+        .await
+        .expect("log loading does not panic")?;
+        let broker = Arc::new(Broker {
+            node_id: config.node_id,
+            cluster_id,
+            max_request_bytes: config.socket_request_max_bytes,
+            logs: Arc::new(logs),
+        });
+        let mut bound = Vec::new();
+        for listener in &config.listeners {
+            let addr = listener.address();
+            let tcp = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = tcp
+                .local_addr()
+                .map_err(|source| BrokerError::Io { addr: None, source })?;
+            let advertised = config
+                .advertised_listeners
+                .iter()
+                .find(|a| a.name == listener.name);
+            let host = advertised.map_or_else(|| local.ip().to_string(), |a| a.host.clone());
+            // Port 0 asks the OS for a free port: advertise the one it gave.
+            let port = advertised.map_or(0, |a| a.port);
+            let port = if port == 0 { local.port() } else { port };
+            tracing::info!(
+                "Gregor broker {} ready: listening on {}://{} (cluster id {})",
+                broker.node_id,
+                listener.name,
+                local,
+                broker.cluster_id
+            );
+            bound.push((tcp, local, Advertised { host, port }));
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let mut acceptors = JoinSet::new();
+        let mut addrs = Vec::new();
+        for (tcp, local, advertised) in bound {
+            addrs.push(local);
+            acceptors.spawn(accept_loop(
+                tcp,
+                advertised,
+                Arc::clone(&broker),
+                stop_rx.clone(),
+            ));
+        }
+        Ok(RunningBroker {
+            addrs,
+            stop,
+            acceptors,
+            broker,
+        })
+    }
+
+    /// The bound address of each listener, in `listeners` order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting, lets connections finish the request they are on, and closes the logs
+    /// cleanly (the next start skips recovery).
+    pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = self.stop.send(true);
+        while self.acceptors.join_next().await.is_some() {}
+        let logs = Arc::clone(&self.broker.logs);
+        tokio::task::spawn_blocking(move || logs.shutdown(now_ms()))
+            .await
+            .expect("log shutdown does not panic")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Accepts connections until shutdown, then waits for them to finish their current request.
+async fn accept_loop(
+    tcp: TcpListener,
+    advertised: Advertised,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(serve(stream, peer, advertised.clone(), Arc::clone(&broker), stop.clone()));
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection until the client leaves, misbehaves, or the broker stops.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    advertised: Advertised,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut read, broker.max_request_bytes) => frame,
+            _ = stop.changed() => return,
+        };
+        let result = match frame {
+            Ok(None) => return,
+            Ok(Some(frame)) => handle(&broker, &advertised, frame),
+            Err(e) => Err(e),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        if let Err(e) = write.write_all(&response).await {
+            tracing::debug!(%peer, error = %e, "client went away");
+            return;
+        }
+    }
+}
+
+/// Reads one size-prefixed request; `None` at a clean end of stream.
+async fn read_frame(
+    read: &mut (impl AsyncReadExt + Unpin),
+    max: usize,
+) -> Result<Option<Bytes>, ConnectionError> {
+    let size = match read.read_i32().await {
+        Ok(size) => size,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if size < 0 || size as usize > max {
+        return Err(ConnectionError::FrameSize(i64::from(size), max));
+    }
+    let mut buf = vec![0u8; size as usize];
+    read.read_exact(&mut buf).await?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// Decodes, dispatches and encodes one request; the result is the size-prefixed response.
+fn handle(
+    broker: &Broker,
+    advertised: &Advertised,
+    mut frame: Bytes,
+) -> Result<BytesMut, ConnectionError> {
+    if frame.len() < 8 {
+        return Err(ConnectionError::ShortHeader(frame.len()));
+    }
+    let (raw_key, version) = ((&frame[0..2]).get_i16(), (&frame[2..4]).get_i16());
+    let correlation_id = (&frame[4..8]).get_i32();
+    let key = ApiKey::try_from(raw_key).map_err(|()| ConnectionError::UnknownApiKey(raw_key))?;
+    if key == ApiKey::ApiVersions && !is_supported(key, version) {
+        return encode(
+            correlation_id,
+            ApiKey::ApiVersions,
+            0,
+            &ResponseKind::ApiVersions(api_versions::unsupported_version()),
+        );
+    }
+    if !is_supported(key, version) {
+        return Err(ConnectionError::UnsupportedApi(key, version));
+    }
+    decode_request_header_from_buffer(&mut frame)
+        .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+    let response = match &request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r)),
+        RequestKind::Metadata(r) => {
+            let view = metadata::ClusterView {
+                node_id: broker.node_id,
+                host: &advertised.host,
+                port: advertised.port,
+                cluster_id: &broker.cluster_id,
+            };
+            ResponseKind::Metadata(metadata::handle(r, &view))
+        }
+        // The catalog check above admits nothing else.
+        _ => return Err(ConnectionError::UnsupportedApi(key, version)),
+    };
+    encode(correlation_id, key, version, &response)
+}
+
+fn encode(
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    response: &ResponseKind,
+) -> Result<BytesMut, ConnectionError> {
+    let mut out = BytesMut::new();
+    out.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut out, key.response_header_version(version))
+        .map_err(failed)?;
+    response.encode(&mut out, version).map_err(failed)?;
+    let size = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out)
+}
+
+fn failed(e: impl std::fmt::Display) -> ConnectionError {
+    ConnectionError::Malformed(format!("cannot encode response: {e}"))
+}

@@ -1,0 +1,244 @@
+//! `gregor`: the one binary of the Gregor platform.
+//!
+//! `gregor broker [--config server.properties] [--override key=value]...` starts a broker
+//! the way `kafka-server-start.sh server.properties --override key=value` does, so scripts
+//! written for Kafka carry over. With no arguments it runs a single-node cluster on
+//! `127.0.0.1:9092` with data in `./gregor-data`.
+//!
+//! Startup order matters to scripts: the whole configuration is read and checked before
+//! anything binds or touches a disk, and any problem is one `error: <message>` line on stderr
+//! with exit code 1. SIGTERM or SIGINT asks the broker for a clean shutdown (exit 0); a second
+//! signal while it shuts down exits at once. Logs go to stderr, filtered by `RUST_LOG`
+//! (default `info`).
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use gregor_broker::config::{BrokerConfig, ConfigError};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// How long leftover tasks get after the broker has shut down before the runtime drops them.
+const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(
+    name = "gregor",
+    version,
+    about = "Gregor: a Kafka-compatible event-streaming platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (by default a single-node cluster on 127.0.0.1:9092, data in ./gregor-data).
+    Broker(BrokerArgs),
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// A Kafka-style server.properties file (listeners, log.dirs, node.id, log.retention.ms...).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set or override one config key, as kafka-server-start's --override does (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Broker(args) => broker(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_message(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line. A cause whose text its parent already shows (an
+/// error that both prints and chains its source) is left out, so nothing reads twice.
+fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+/// Logs to stderr at the level `RUST_LOG` asks for, `info` by default.
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("warning: ignoring RUST_LOG={spec:?} ({e}); logging at info");
+            EnvFilter::new("info")
+        }),
+        Err(_) => EnvFilter::new("info"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files and pipes scripts read.
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn broker(args: &BrokerArgs) -> Result<()> {
+    // Everything that can be wrong with the configuration fails here, before the runtime
+    // starts, a port is bound or a directory is created.
+    let config = load_config(args.config.as_deref(), &args.overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        gregor_broker::run(config, shutdown).await?;
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    result?;
+    info!("broker stopped cleanly");
+    Ok(())
+}
+
+/// Reads the properties file (if any), applies the overrides and logs the keys Kafka would
+/// also ignore.
+fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?,
+        None => String::new(),
+    };
+    let overrides = overrides
+        .iter()
+        .map(|o| parse_override(o))
+        .collect::<Result<Vec<_>>>()?;
+    let (config, ignored) =
+        BrokerConfig::from_properties(&text, &overrides).map_err(|e| match (&e, path) {
+            (ConfigError::Syntax { .. }, Some(path)) => {
+                anyhow::Error::new(e).context(path.display().to_string())
+            }
+            _ => anyhow::Error::new(e),
+        })?;
+    for key in ignored {
+        warn!("the configuration '{key}' was supplied but isn't a known config; ignoring it");
+    }
+    Ok(config)
+}
+
+/// Splits `key=value` at the first `=`; the value may itself contain `=`.
+fn parse_override(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => bail!("--override expects key=value, got {text:?}"),
+    }
+}
+
+/// A future that completes on the first SIGTERM or SIGINT. The handlers are installed now, so
+/// a signal that arrives while the broker is still starting is not lost.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!("received {name}: shutting down (send it again to exit at once)");
+        // A shutdown stuck on a disk or a client should not need kill -9 to end.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            warn!("second signal: exiting without finishing the clean shutdown");
+            std::process::exit(1);
+        });
+    })
+}
+
+/// Elsewhere only Ctrl-C is available.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("received Ctrl-C: shutting down");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_override(" a.b = x=y ").unwrap(),
+            ("a.b".to_string(), "x=y".to_string())
+        );
+        assert_eq!(
+            parse_override("k=").unwrap(),
+            ("k".to_string(), String::new())
+        );
+        assert!(parse_override("=v").is_err());
+        assert!(parse_override("novalue").is_err());
+    }
+
+    #[test]
+    fn error_message_shows_each_cause_once() {
+        /// Prints its source and also chains it, as `#[error("..: {source}")] #[source]` does.
+        #[derive(Debug)]
+        struct Bind(std::io::Error);
+        impl std::fmt::Display for Bind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot listen on 127.0.0.1:9092: {}", self.0)
+            }
+        }
+        impl std::error::Error for Bind {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let error = anyhow::Error::new(Bind(io)).context("broker failed");
+        assert_eq!(
+            error_message(&error),
+            "broker failed: cannot listen on 127.0.0.1:9092: address in use"
+        );
+        let missing = std::fs::read_to_string("/nonexistent/x")
+            .context("cannot read config file /nonexistent/x")
+            .unwrap_err();
+        assert!(
+            error_message(&missing).starts_with("cannot read config file /nonexistent/x: "),
+            "{}",
+            error_message(&missing)
+        );
+    }
+}
