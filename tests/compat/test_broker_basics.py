@@ -49,3 +49,67 @@ def test_sigterm_shuts_down_cleanly_and_restart_keeps_cluster_id(broker, gregor_
     broker.start()
     second_id = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).cluster_id
     assert second_id == first_id
+
+
+def test_confluent_kafka_creates_topics_with_kafkas_errors(broker):
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = admin.create_topics([
+        NewTopic("orders", num_partitions=6, replication_factor=1, config={"retention.ms": "60000"}),
+        NewTopic("defaults"),
+    ], operation_timeout=10)
+    for f in futures.values():
+        f.result(timeout=10)
+    topics = admin.list_topics(timeout=10).topics
+    assert sorted(topics) == ["defaults", "orders"]
+    assert sorted(topics["orders"].partitions) == list(range(6))
+    assert [p.leader for p in topics["orders"].partitions.values()] == [1] * 6
+    assert len(topics["defaults"].partitions) == 1
+
+    def error_of(new_topic, **kwargs):
+        future = admin.create_topics([new_topic], **kwargs)[new_topic.topic]
+        with pytest.raises(KafkaException) as info:
+            future.result(timeout=10)
+        return info.value.args[0].name()
+
+    assert error_of(NewTopic("orders", num_partitions=1, replication_factor=1)) == "TOPIC_ALREADY_EXISTS"
+    assert error_of(NewTopic("wide", num_partitions=1, replication_factor=3)) == "INVALID_REPLICATION_FACTOR"
+    assert error_of(NewTopic("bad name!", num_partitions=1, replication_factor=1)) == "TOPIC_EXCEPTION"  # librdkafka's name for INVALID_TOPIC_EXCEPTION (17)
+    assert error_of(NewTopic("cfg", num_partitions=1, replication_factor=1,
+                             config={"retention.ms": "later"})) == "INVALID_CONFIG"
+    # validate_only checks without creating.
+    admin.create_topics([NewTopic("dry", num_partitions=2, replication_factor=1)],
+                        validate_only=True)["dry"].result(timeout=10)
+    assert "dry" not in admin.list_topics(timeout=10).topics
+
+
+def test_topics_survive_restart_and_kafka_python_sees_them(broker):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic as KpNewTopic
+
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        kp.create_topics([KpNewTopic("from-kafka-python", num_partitions=2, replication_factor=1)])
+    finally:
+        kp.close()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("kept", num_partitions=3, replication_factor=1)])["kept"].result(timeout=10)
+    before = admin.list_topics(timeout=10).topics
+    assert broker.stop() == 0
+    broker.start()
+    after = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    assert sorted(after) == sorted(before) == ["from-kafka-python", "kept"]
+    assert len(after["kept"].partitions) == 3 and len(after["from-kafka-python"].partitions) == 2
+
+
+def test_metadata_auto_creates_topics_as_kafka_does(broker):
+    from confluent_kafka import Producer
+
+    # A producer's metadata request for an unknown topic allows auto-creation.
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.list_topics("auto-created", timeout=10)
+    topics = producer.list_topics(timeout=10).topics
+    assert "auto-created" in topics and len(topics["auto-created"].partitions) == 1

@@ -27,6 +27,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 4,
     },
+    ApiSupport {
+        key: ApiKey::CreateTopics,
+        min: 2,
+        max: 7,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

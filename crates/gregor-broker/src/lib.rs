@@ -14,8 +14,10 @@ mod api;
 pub mod config;
 mod error;
 mod handlers;
+mod ids;
 mod meta_properties;
 mod server;
+mod topics;
 
 pub use api::{ApiSupport, SUPPORTED_APIS};
 pub use error::BrokerError;

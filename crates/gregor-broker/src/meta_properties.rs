@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::BrokerError;
+use crate::ids;
 
 const FILE: &str = "meta.properties";
 
@@ -38,40 +38,6 @@ fn read(dir: &Path) -> Result<Option<BTreeMap<String, String>>, BrokerError> {
     Ok(Some(entries))
 }
 
-/// A fresh cluster id: 16 bytes of time- and process-derived entropy, base64url without
-/// padding, the shape Kafka prints.
-fn new_cluster_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut bytes = [0u8; 16];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.write_u32(std::process::id());
-        h.write_usize(i);
-        chunk.copy_from_slice(&h.finish().to_be_bytes());
-    }
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
-}
-
 /// Checks or writes `meta.properties` in every log directory and returns the cluster id.
 pub fn ensure(dirs: &[std::path::PathBuf], node_id: i32) -> Result<String, BrokerError> {
     let mut cluster_id = None;
@@ -97,7 +63,7 @@ pub fn ensure(dirs: &[std::path::PathBuf], node_id: i32) -> Result<String, Broke
             }
         }
     }
-    let cluster_id = cluster_id.unwrap_or_else(new_cluster_id);
+    let cluster_id = cluster_id.unwrap_or_else(|| ids::to_text(ids::random_id()));
     for dir in dirs {
         fs::create_dir_all(dir).map_err(|e| {
             BrokerError::MetaProperties(format!("cannot create {}: {e}", dir.display()))

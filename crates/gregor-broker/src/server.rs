@@ -25,8 +25,9 @@ use gregor_log::LogManager;
 use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::handlers::{api_versions, metadata};
+use crate::handlers::{api_versions, create_topics, metadata};
 use crate::meta_properties;
+use crate::topics::TopicRegistry;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -39,8 +40,12 @@ struct Broker {
     node_id: i32,
     cluster_id: String,
     max_request_bytes: usize,
-    /// Kept for the request handlers that come next (produce, fetch); closed on shutdown.
+    auto_create_topics: bool,
+    num_partitions: i32,
+    default_replication_factor: i16,
+    /// Closed on shutdown; the produce and fetch handlers that come next read and write it.
     logs: Arc<LogManager>,
+    topics: TopicRegistry,
 }
 
 /// The address clients are told to use for one listener.
@@ -97,11 +102,18 @@ impl RunningBroker {
         })
         .await
         .expect("log loading does not panic")?;
+        let logs = Arc::new(logs);
+        let topics = TopicRegistry::load(Arc::clone(&logs), config.default_log_config())
+            .map_err(|e| BrokerError::MetaProperties(format!("cannot load topics: {e}")))?;
         let broker = Arc::new(Broker {
             node_id: config.node_id,
             cluster_id,
             max_request_bytes: config.socket_request_max_bytes,
-            logs: Arc::new(logs),
+            auto_create_topics: config.auto_create_topics_enable,
+            num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            logs,
+            topics,
         });
         let mut bound = Vec::new();
         for listener in &config.listeners {
@@ -283,8 +295,23 @@ fn handle(
                 host: &advertised.host,
                 port: advertised.port,
                 cluster_id: &broker.cluster_id,
+                auto_create: broker.auto_create_topics,
+                num_partitions: broker.num_partitions,
             };
-            ResponseKind::Metadata(metadata::handle(r, &view))
+            ResponseKind::Metadata(metadata::handle(r, &view, &broker.topics, now_ms()))
+        }
+        RequestKind::CreateTopics(r) => {
+            let defaults = create_topics::Defaults {
+                node_id: broker.node_id,
+                num_partitions: broker.num_partitions,
+                replication_factor: broker.default_replication_factor,
+            };
+            ResponseKind::CreateTopics(create_topics::handle(
+                r,
+                &broker.topics,
+                &defaults,
+                now_ms(),
+            ))
         }
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),

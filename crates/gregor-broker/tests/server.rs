@@ -102,10 +102,12 @@ async fn api_versions_metadata_bad_frames_and_shutdown() {
         assert_eq!(refused.error_code, 35);
         assert!(!refused.api_keys.is_empty());
 
-        let request = MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_static_str("missing")))),
-        ]));
+        let request = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("missing")))),
+            ]));
         let mut response =
             exchange(&mut client, &frame(ApiKey::Metadata, 12, 8, &request)).unwrap();
         assert_eq!(response.get_i32(), 8);

@@ -1,4 +1,5 @@
 //! One module per Kafka API: each turns a decoded request into its response.
 
 pub mod api_versions;
+pub mod create_topics;
 pub mod metadata;
