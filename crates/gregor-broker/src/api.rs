@@ -32,6 +32,21 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 2,
         max: 7,
     },
+    ApiSupport {
+        key: ApiKey::Produce,
+        min: 3,
+        max: 11,
+    },
+    ApiSupport {
+        key: ApiKey::Fetch,
+        min: 4,
+        max: 16,
+    },
+    ApiSupport {
+        key: ApiKey::ListOffsets,
+        min: 1,
+        max: 8,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

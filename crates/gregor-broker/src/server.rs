@@ -10,10 +10,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, RequestKind, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::{Encodable, decode_request_header_from_buffer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,7 +28,7 @@ use gregor_log::LogManager;
 use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::handlers::{api_versions, create_topics, metadata};
+use crate::handlers::{api_versions, create_topics, fetch, list_offsets, metadata, produce};
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
 
@@ -46,6 +49,10 @@ struct Broker {
     /// Closed on shutdown; the produce and fetch handlers that come next read and write it.
     logs: Arc<LogManager>,
     topics: TopicRegistry,
+    /// Woken on every append, for fetches waiting for data (long poll), and at shutdown.
+    appended: tokio::sync::Notify,
+    /// Shutdown has begun: long polls answer with what they have instead of waiting.
+    stopping: AtomicBool,
 }
 
 /// The address clients are told to use for one listener.
@@ -114,6 +121,8 @@ impl RunningBroker {
             default_replication_factor: config.default_replication_factor,
             logs,
             topics,
+            appended: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
         });
         let mut bound = Vec::new();
         for listener in &config.listeners {
@@ -174,6 +183,8 @@ impl RunningBroker {
     pub async fn shutdown(mut self) -> Result<(), BrokerError> {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = self.stop.send(true);
+        self.broker.stopping.store(true, Ordering::Release);
+        self.broker.appended.notify_waiters();
         while self.acceptors.join_next().await.is_some() {}
         let logs = Arc::clone(&self.broker.logs);
         tokio::task::spawn_blocking(move || logs.shutdown(now_ms()))
@@ -225,11 +236,12 @@ async fn serve(
         };
         let result = match frame {
             Ok(None) => return,
-            Ok(Some(frame)) => handle(&broker, &advertised, frame),
+            Ok(Some(frame)) => handle(&broker, &advertised, frame).await,
             Err(e) => Err(e),
         };
         let response = match result {
-            Ok(response) => response,
+            Ok(Some(response)) => response,
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
                 return;
@@ -260,12 +272,13 @@ async fn read_frame(
     Ok(Some(Bytes::from(buf)))
 }
 
-/// Decodes, dispatches and encodes one request; the result is the size-prefixed response.
-fn handle(
-    broker: &Broker,
+/// Decodes, dispatches and encodes one request; the result is the size-prefixed response, or
+/// `None` for a request that gets none (Produce with `acks=0`).
+async fn handle(
+    broker: &Arc<Broker>,
     advertised: &Advertised,
     mut frame: Bytes,
-) -> Result<BytesMut, ConnectionError> {
+) -> Result<Option<BytesMut>, ConnectionError> {
     if frame.len() < 8 {
         return Err(ConnectionError::ShortHeader(frame.len()));
     }
@@ -273,12 +286,8 @@ fn handle(
     let correlation_id = (&frame[4..8]).get_i32();
     let key = ApiKey::try_from(raw_key).map_err(|()| ConnectionError::UnknownApiKey(raw_key))?;
     if key == ApiKey::ApiVersions && !is_supported(key, version) {
-        return encode(
-            correlation_id,
-            ApiKey::ApiVersions,
-            0,
-            &ResponseKind::ApiVersions(api_versions::unsupported_version()),
-        );
+        let refused = ResponseKind::ApiVersions(api_versions::unsupported_version());
+        return encode(correlation_id, ApiKey::ApiVersions, 0, &refused).map(Some);
     }
     if !is_supported(key, version) {
         return Err(ConnectionError::UnsupportedApi(key, version));
@@ -287,8 +296,8 @@ fn handle(
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
-    let response = match &request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r)),
+    let response = match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
             let view = metadata::ClusterView {
                 node_id: broker.node_id,
@@ -298,7 +307,7 @@ fn handle(
                 auto_create: broker.auto_create_topics,
                 num_partitions: broker.num_partitions,
             };
-            ResponseKind::Metadata(metadata::handle(r, &view, &broker.topics, now_ms()))
+            ResponseKind::Metadata(metadata::handle(&r, &view, &broker.topics, now_ms()))
         }
         RequestKind::CreateTopics(r) => {
             let defaults = create_topics::Defaults {
@@ -307,16 +316,79 @@ fn handle(
                 replication_factor: broker.default_replication_factor,
             };
             ResponseKind::CreateTopics(create_topics::handle(
-                r,
+                &r,
                 &broker.topics,
                 &defaults,
                 now_ms(),
             ))
         }
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let shared = Arc::clone(broker);
+            let (response, appended) =
+                tokio::task::spawn_blocking(move || produce::handle(&r, &shared.logs, now_ms()))
+                    .await
+                    .expect("produce does not panic");
+            if appended {
+                broker.appended.notify_waiters();
+            }
+            if acks == 0 {
+                return Ok(None);
+            }
+            ResponseKind::Produce(response)
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(&r, &broker.logs))
+        }
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),
     };
-    encode(correlation_id, key, version, &response)
+    encode(correlation_id, key, version, &response).map(Some)
+}
+
+/// Fetch with long polling: answer at once if `min_bytes` are there, else wait for an append
+/// (or `max_wait_ms`) and look again.
+async fn long_poll_fetch(
+    broker: &Arc<Broker>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let request = Arc::new(request);
+    loop {
+        // Registered before reading, so an append between the read and the wait is not missed.
+        let appended = broker.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let (shared, req) = (Arc::clone(broker), Arc::clone(&request));
+        let (response, bytes) = tokio::task::spawn_blocking(move || {
+            fetch::handle(&req, version, &shared.logs, &shared.topics)
+        })
+        .await
+        .expect("fetch does not panic");
+        let now = Instant::now();
+        let stopping = broker.stopping.load(Ordering::Acquire);
+        if bytes >= request.min_bytes.max(0) as usize
+            || now >= deadline
+            || response.error_code != 0
+            || stopping
+        {
+            return response;
+        }
+        if tokio::time::timeout(deadline - now, appended)
+            .await
+            .is_err()
+        {
+            // Timed out: one last look, in case data arrived just as the wait ended.
+            let (shared, req) = (Arc::clone(broker), Arc::clone(&request));
+            return tokio::task::spawn_blocking(move || {
+                fetch::handle(&req, version, &shared.logs, &shared.topics).0
+            })
+            .await
+            .expect("fetch does not panic");
+        }
+    }
 }
 
 fn encode(

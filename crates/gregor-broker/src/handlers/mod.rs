@@ -2,4 +2,7 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod fetch;
+pub mod list_offsets;
 pub mod metadata;
+pub mod produce;

@@ -1,0 +1,114 @@
+//! `Fetch` (key 1, v4–16): reads whole batches from each partition's log.
+//!
+//! Sessionless (KIP-227): every request is served in full and answered with session id 0,
+//! which tells clients not to send incremental requests; an incremental request gets
+//! `FETCH_SESSION_ID_NOT_FOUND`. Topic ids replace names from v13. Per-partition and response
+//! `max_bytes` are honoured, but the first batch found is always returned whole so a consumer
+//! can progress past a large batch. This module does one pass; the server repeats it when
+//! `min_bytes` is not met, after an append wakes it or `max_wait_ms` runs out (long poll).
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use gregor_log::{LogManager, TopicPartition};
+use gregor_protocol::ErrorCode;
+
+use crate::topics::TopicRegistry;
+
+/// `FETCH_SESSION_ID_NOT_FOUND`.
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+/// `UNKNOWN_TOPIC_ID`.
+const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// One pass over the requested partitions: the response and the record bytes it carries.
+pub fn handle(
+    request: &FetchRequest,
+    version: i16,
+    logs: &LogManager,
+    topics: &TopicRegistry,
+) -> (FetchResponse, usize) {
+    if request.session_id != 0 {
+        return (
+            FetchResponse::default().with_error_code(FETCH_SESSION_ID_NOT_FOUND),
+            0,
+        );
+    }
+    let mut budget = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0;
+    let responses = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = if version >= 13 {
+                topics.by_id(topic.topic_id).map(|t| t.name)
+            } else {
+                Some(topic.topic.0.to_string())
+            };
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = PartitionData::default()
+                        .with_partition_index(p.partition)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1);
+                    let Some(name) = &name else {
+                        return response.with_error_code(UNKNOWN_TOPIC_ID);
+                    };
+                    let Some(log) = logs.get_log(&TopicPartition::new(name.clone(), p.partition))
+                    else {
+                        return response.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+                    };
+                    let end = log.log_end_offset();
+                    let response = response
+                        .with_high_watermark(end)
+                        .with_last_stable_offset(end)
+                        .with_log_start_offset(log.log_start_offset())
+                        .with_aborted_transactions(Some(Vec::new()));
+                    let max = (p.partition_max_bytes.max(0) as usize).min(budget);
+                    // The first batch goes out whole even past the limits, as in Kafka.
+                    match log.read(p.fetch_offset, max, None, total == 0) {
+                        Ok(Some(slice)) => match slice.read_to_vec() {
+                            Ok(bytes) => {
+                                total += bytes.len();
+                                budget = budget.saturating_sub(bytes.len());
+                                response.with_records(Some(bytes.into()))
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "fetch read failed");
+                                response
+                                    .with_error_code(ErrorCode::KAFKA_STORAGE_ERROR.0)
+                                    .with_records(Some(Default::default()))
+                            }
+                        },
+                        Ok(None) => response.with_records(Some(Default::default())),
+                        Err(e) => response
+                            .with_error_code(e.error_code().0)
+                            .with_records(Some(Default::default())),
+                    }
+                })
+                .collect();
+            let topic_name = if version >= 13 {
+                TopicName(StrBytes::default())
+            } else {
+                topic.topic.clone()
+            };
+            FetchableTopicResponse::default()
+                .with_topic(topic_name)
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
+        total,
+    )
+}

@@ -1,0 +1,67 @@
+//! `ListOffsets` (key 2, v1–8): offsets by time — the earliest (-2), the latest (-1), the record
+//! with the largest timestamp (-3), or the first record at or after a timestamp.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use gregor_log::{LogManager, TopicPartition};
+use gregor_protocol::ErrorCode;
+
+use super::produce::LEADER_EPOCH;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+/// Answers a ListOffsets request.
+pub fn handle(request: &ListOffsetsRequest, logs: &LogManager) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+                    let Some(log) = logs.get_log(&tp) else {
+                        return response
+                            .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0)
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    };
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((-1, log.log_end_offset()))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset()))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => Ok(None),
+                    };
+                    match found {
+                        Ok(Some((timestamp, offset))) => response
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(LEADER_EPOCH),
+                        Ok(None) => response
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1),
+                        Err(e) => response
+                            .with_error_code(e.error_code().0)
+                            .with_timestamp(-1)
+                            .with_offset(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
