@@ -113,3 +113,31 @@ def test_metadata_auto_creates_topics_as_kafka_does(broker):
     producer.list_topics("auto-created", timeout=10)
     topics = producer.list_topics(timeout=10).topics
     assert "auto-created" in topics and len(topics["auto-created"].partitions) == 1
+
+
+def test_delete_topics_and_records(broker):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for name in ("doomed", "trimmed"):
+        admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(timeout=10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(20):
+        producer.produce("trimmed", value=b"%d" % i, partition=0)
+    producer.flush(10)
+
+    deleted = admin.delete_records([TopicPartition("trimmed", 0, 15)])
+    result = list(deleted.values())[0].result(timeout=10)
+    assert result.low_watermark == 15
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False})
+    assert consumer.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10) == (15, 20)
+    consumer.close()
+
+    admin.delete_topics(["doomed"], operation_timeout=10)["doomed"].result(timeout=10)
+    assert "doomed" not in admin.list_topics(timeout=10).topics
+    with pytest.raises(Exception) as info:
+        admin.delete_topics(["doomed"], operation_timeout=10)["doomed"].result(timeout=10)
+    assert info.value.args[0].name() == "UNKNOWN_TOPIC_OR_PART"
+    assert not any(name.startswith("doomed-") for name in os.listdir(broker.data_dir))

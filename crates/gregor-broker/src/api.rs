@@ -47,6 +47,16 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 1,
         max: 8,
     },
+    ApiSupport {
+        key: ApiKey::DeleteTopics,
+        min: 1,
+        max: 6,
+    },
+    ApiSupport {
+        key: ApiKey::DeleteRecords,
+        min: 0,
+        max: 2,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

@@ -28,7 +28,10 @@ use gregor_log::LogManager;
 use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::handlers::{api_versions, create_topics, fetch, list_offsets, metadata, produce};
+use crate::handlers::{
+    api_versions, create_topics, delete_records, delete_topics, fetch, list_offsets, metadata,
+    produce,
+};
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
 
@@ -338,6 +341,24 @@ async fn handle(
             ResponseKind::Produce(response)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
+        RequestKind::DeleteTopics(r) => {
+            let shared = Arc::clone(broker);
+            ResponseKind::DeleteTopics(
+                tokio::task::spawn_blocking(move || delete_topics::handle(&r, &shared.topics))
+                    .await
+                    .expect("topic deletion does not panic"),
+            )
+        }
+        RequestKind::DeleteRecords(r) => {
+            let shared = Arc::clone(broker);
+            ResponseKind::DeleteRecords(
+                tokio::task::spawn_blocking(move || {
+                    delete_records::handle(&r, &shared.logs, now_ms())
+                })
+                .await
+                .expect("record deletion does not panic"),
+            )
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(&r, &broker.logs))
         }

@@ -54,7 +54,10 @@ pub enum TopicError {
     /// A config key or value is not acceptable.
     #[error("{0}")]
     InvalidConfig(String),
-    /// The disk failed while creating the logs.
+    /// No such topic.
+    #[error("topic '{0}' does not exist")]
+    Unknown(String),
+    /// The disk failed while creating or deleting the logs.
     #[error("{0}")]
     Storage(String),
 }
@@ -68,6 +71,7 @@ impl TopicError {
             TopicError::InvalidPartitions(_) => ErrorCode(37),
             TopicError::InvalidReplicationFactor(_) => ErrorCode(38),
             TopicError::InvalidConfig(_) => ErrorCode::INVALID_CONFIG,
+            TopicError::Unknown(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             TopicError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
         }
     }
@@ -244,6 +248,26 @@ impl TopicRegistry {
     }
 }
 
+impl TopicRegistry {
+    /// Deletes a topic: it leaves the registry at once, and each partition's directory is
+    /// renamed with Kafka's `-delete` suffix and removed.
+    pub fn delete(&self, name: &str) -> Result<Topic, TopicError> {
+        let mut topics = self.topics.write();
+        let topic = topics
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        write_configs(&self.configs_file, &topics)?;
+        drop(topics);
+        for p in 0..topic.partitions {
+            self.logs
+                .delete_log(&TopicPartition::new(name, p))
+                .map_err(|e| TopicError::Storage(e.to_string()))?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+}
+
 fn read_configs(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, TopicError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -361,6 +385,10 @@ mod tests {
         let logs = Arc::new(LogManager::open(dirs, |_| LogConfig::default(), 0).unwrap());
         let registry = TopicRegistry::load(Arc::clone(&logs), LogConfig::default()).unwrap();
         let reloaded = registry.get("events").unwrap();
+        assert_eq!(
+            registry.delete("nope").unwrap_err().error_code(),
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        );
         assert_eq!(reloaded, created);
         let log = logs.get_log(&TopicPartition::new("events", 2)).unwrap();
         assert_eq!(log.config().retention_ms, 1000);

@@ -2,6 +2,8 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;

@@ -1,0 +1,144 @@
+//! Produce with bad batches over a raw socket: each gets Kafka's error code for its partition,
+//! nothing is appended, and the connection keeps serving.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_broker::RunningBroker;
+use gregor_broker::config::BrokerConfig;
+use gregor_protocol::batch::{Compression, RecordBatchBuilder};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+fn request(key: ApiKey, version: i16, body: &impl Encodable) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1);
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    buf.to_vec()
+}
+
+fn exchange(stream: &mut TcpStream, key: ApiKey, version: i16, body: &impl Encodable) -> Bytes {
+    stream.write_all(&request(key, version, body)).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).unwrap();
+    let mut bytes = Bytes::from(buf);
+    bytes.advance(4); // correlation id
+    if key.response_header_version(version) >= 1 {
+        bytes.advance(1); // empty tagged fields
+    }
+    bytes
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn batch(value_len: usize) -> Vec<u8> {
+    let mut b = RecordBatchBuilder::new(0, Compression::None);
+    b.append(
+        0,
+        1_700_000_000_000,
+        Some(b"k"),
+        Some(&vec![b'v'; value_len]),
+        &[],
+    );
+    b.build().unwrap()
+}
+
+fn produce(stream: &mut TcpStream, topic: &str, records: Vec<u8>) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records.into())),
+                ]),
+        ]);
+    let mut response = exchange(stream, ApiKey::Produce, 9, &request);
+    let response = ProduceResponse::decode(&mut response, 9).unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_get_kafkas_error_codes_and_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = format!(
+        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
+        dir.path().display()
+    );
+    let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();
+    let broker = RunningBroker::start(config).await.unwrap();
+    let addr = broker.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let create = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name("small"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)
+                    .with_configs(vec![
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str("max.message.bytes"))
+                            .with_value(Some(StrBytes::from_static_str("1000"))),
+                    ]),
+            ]);
+        let mut created = exchange(&mut s, ApiKey::CreateTopics, 5, &create);
+        assert_eq!(
+            CreateTopicsResponse::decode(&mut created, 5)
+                .unwrap()
+                .topics[0]
+                .error_code,
+            0
+        );
+
+        assert_eq!(produce(&mut s, "small", batch(10)), (0, 0));
+        assert_eq!(
+            produce(&mut s, "small", batch(5000)).0,
+            10,
+            "MESSAGE_TOO_LARGE"
+        );
+        let mut corrupt = batch(10);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        assert_eq!(produce(&mut s, "small", corrupt).0, 2, "CORRUPT_MESSAGE");
+        assert_eq!(
+            produce(&mut s, "small", vec![0u8; 30]).0,
+            2,
+            "CORRUPT_MESSAGE for a truncated batch"
+        );
+        assert_eq!(
+            produce(&mut s, "nope", batch(10)).0,
+            3,
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        // Nothing of that was appended: the next good batch gets offset 1.
+        assert_eq!(produce(&mut s, "small", batch(10)), (0, 1));
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}
