@@ -141,3 +141,18 @@ def test_delete_topics_and_records(broker):
         admin.delete_topics(["doomed"], operation_timeout=10)["doomed"].result(timeout=10)
     assert info.value.args[0].name() == "UNKNOWN_TOPIC_OR_PART"
     assert not any(name.startswith("doomed-") for name in os.listdir(broker.data_dir))
+
+
+def test_create_partitions_and_describe_cluster(broker):
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("growing", num_partitions=2, replication_factor=1)])["growing"].result(timeout=10)
+    admin.create_partitions([NewPartitions("growing", 5)])["growing"].result(timeout=10)
+    assert len(admin.list_topics(timeout=10).topics["growing"].partitions) == 5
+    with pytest.raises(Exception) as info:
+        admin.create_partitions([NewPartitions("growing", 3)])["growing"].result(timeout=10)
+    assert info.value.args[0].name() == "INVALID_PARTITIONS"
+    cluster = admin.describe_cluster().result(timeout=10)
+    assert cluster.controller.id == 1 and [n.id for n in cluster.nodes] == [1]
+    assert len(cluster.cluster_id) == 22

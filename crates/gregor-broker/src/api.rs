@@ -57,6 +57,21 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 2,
     },
+    ApiSupport {
+        key: ApiKey::OffsetForLeaderEpoch,
+        min: 2,
+        max: 4,
+    },
+    ApiSupport {
+        key: ApiKey::CreatePartitions,
+        min: 0,
+        max: 3,
+    },
+    ApiSupport {
+        key: ApiKey::DescribeCluster,
+        min: 0,
+        max: 1,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

@@ -29,8 +29,8 @@ use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::handlers::{
-    api_versions, create_topics, delete_records, delete_topics, fetch, list_offsets, metadata,
-    produce,
+    api_versions, create_partitions, create_topics, delete_records, delete_topics,
+    describe_cluster, fetch, list_offsets, metadata, offset_for_leader_epoch, produce,
 };
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
@@ -302,14 +302,7 @@ async fn handle(
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
-            let view = metadata::ClusterView {
-                node_id: broker.node_id,
-                host: &advertised.host,
-                port: advertised.port,
-                cluster_id: &broker.cluster_id,
-                auto_create: broker.auto_create_topics,
-                num_partitions: broker.num_partitions,
-            };
+            let view = cluster_view(broker, advertised);
             ResponseKind::Metadata(metadata::handle(&r, &view, &broker.topics, now_ms()))
         }
         RequestKind::CreateTopics(r) => {
@@ -341,6 +334,23 @@ async fn handle(
             ResponseKind::Produce(response)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
+        RequestKind::DescribeCluster(r) => {
+            let view = cluster_view(broker, advertised);
+            ResponseKind::DescribeCluster(describe_cluster::handle(&r, &view))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(&r, &broker.logs))
+        }
+        RequestKind::CreatePartitions(r) => {
+            let shared = Arc::clone(broker);
+            ResponseKind::CreatePartitions(
+                tokio::task::spawn_blocking(move || {
+                    create_partitions::handle(&r, &shared.topics, shared.node_id, now_ms())
+                })
+                .await
+                .expect("partition creation does not panic"),
+            )
+        }
         RequestKind::DeleteTopics(r) => {
             let shared = Arc::clone(broker);
             ResponseKind::DeleteTopics(
@@ -366,6 +376,18 @@ async fn handle(
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),
     };
     encode(correlation_id, key, version, &response).map(Some)
+}
+
+/// What Metadata and DescribeCluster say about this broker, as seen from `advertised`.
+fn cluster_view<'a>(broker: &'a Broker, advertised: &'a Advertised) -> metadata::ClusterView<'a> {
+    metadata::ClusterView {
+        node_id: broker.node_id,
+        host: &advertised.host,
+        port: advertised.port,
+        cluster_id: &broker.cluster_id,
+        auto_create: broker.auto_create_topics,
+        num_partitions: broker.num_partitions,
+    }
 }
 
 /// Fetch with long polling: answer at once if `min_bytes` are there, else wait for an append

@@ -168,6 +168,7 @@ impl TopicRegistry {
                     .get_log(&TopicPartition::new(topic.name.clone(), p))
                 {
                     log.update_config(config.clone());
+                    lead(&log)?;
                 }
             }
         }
@@ -240,6 +241,7 @@ impl TopicRegistry {
                 .get_or_create_log(&TopicPartition::new(name, p), config.clone(), now_ms)
                 .map_err(|e| TopicError::Storage(e.to_string()))?;
             write_topic_id(log.dir(), topic.id).map_err(|e| TopicError::Storage(e.to_string()))?;
+            lead(&log)?;
         }
         topics.insert(name.to_string(), topic.clone());
         write_configs(&self.configs_file, &topics)?;
@@ -248,7 +250,58 @@ impl TopicRegistry {
     }
 }
 
+/// This single node leads every partition from epoch 0 on: the epoch is recorded at the log end
+/// when the partition is created or loaded, so OffsetForLeaderEpoch answers as a Kafka leader.
+fn lead(log: &gregor_log::Log) -> Result<(), TopicError> {
+    if log.latest_epoch().is_none() {
+        log.assign_epoch_start_offset(LEADER_EPOCH, log.log_end_offset())
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The leader epoch of every partition on this single node.
+pub const LEADER_EPOCH: i32 = 0;
+
 impl TopicRegistry {
+    /// Adds partitions to a topic (CreatePartitions): `count` is the new total.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Topic, TopicError> {
+        let mut topics = self.topics.write();
+        let topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let first_new = topic.partitions;
+        if count <= first_new {
+            return Err(TopicError::InvalidPartitions(count));
+        }
+        let grown = Topic {
+            partitions: count,
+            ..topic
+        };
+        if validate_only {
+            return Ok(grown);
+        }
+        let config = self.log_config(&grown.configs)?;
+        for p in first_new..count {
+            let log = self
+                .logs
+                .get_or_create_log(&TopicPartition::new(name, p), config.clone(), now_ms)
+                .map_err(|e| TopicError::Storage(e.to_string()))?;
+            write_topic_id(log.dir(), grown.id).map_err(|e| TopicError::Storage(e.to_string()))?;
+            lead(&log)?;
+        }
+        topics.insert(name.to_string(), grown.clone());
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(grown)
+    }
+
     /// Deletes a topic: it leaves the registry at once, and each partition's directory is
     /// renamed with Kafka's `-delete` suffix and removed.
     pub fn delete(&self, name: &str) -> Result<Topic, TopicError> {

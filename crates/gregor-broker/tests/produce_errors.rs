@@ -9,10 +9,13 @@ use gregor_broker::RunningBroker;
 use gregor_broker::config::BrokerConfig;
 use gregor_protocol::batch::{Compression, RecordBatchBuilder};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -137,6 +140,34 @@ async fn bad_batches_get_kafkas_error_codes_and_append_nothing() {
         );
         // Nothing of that was appended: the next good batch gets offset 1.
         assert_eq!(produce(&mut s, "small", batch(10)), (0, 1));
+
+        // The single node leads from epoch 0: that epoch ends at the log end.
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(name("small"))
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(0)
+                        .with_leader_epoch(0),
+                    OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(3)
+                        .with_leader_epoch(0),
+                ]),
+        ]);
+        let mut response = exchange(&mut s, ApiKey::OffsetForLeaderEpoch, 4, &request);
+        let response = OffsetForLeaderEpochResponse::decode(&mut response, 4).unwrap();
+        let answers: Vec<(i16, i32, i64)> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+            .collect();
+        assert_eq!(
+            answers,
+            vec![(0, 0, 2), (75, -1, -1)],
+            "second: UNKNOWN_LEADER_EPOCH"
+        );
     })
     .await
     .unwrap();

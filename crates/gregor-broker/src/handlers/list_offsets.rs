@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use gregor_log::{LogManager, TopicPartition};
 use gregor_protocol::ErrorCode;
 
-use super::produce::LEADER_EPOCH;
+use crate::topics::LEADER_EPOCH;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

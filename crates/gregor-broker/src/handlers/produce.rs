@@ -12,8 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use gregor_log::{LogManager, TopicPartition};
 use gregor_protocol::ErrorCode;
 
-/// The leader epoch this single node stamps into batches (it has always led every partition).
-pub const LEADER_EPOCH: i32 = 0;
+use crate::topics::LEADER_EPOCH;
 
 /// Appends every partition's records; returns the response and whether anything was appended
 /// (to wake long-polling fetches).

@@ -205,6 +205,14 @@ impl Log {
         self.leader_epochs.lock().end_offset_for(epoch, leo)
     }
 
+    /// Records that leader epoch `epoch` starts at `start_offset` (a replica becoming leader
+    /// stamps its epoch at its log end, as Kafka's `maybeAssignEpochStartOffset`).
+    pub fn assign_epoch_start_offset(&self, epoch: i32, start_offset: i64) -> Result<()> {
+        self.check_online()?;
+        let result = self.leader_epochs.lock().assign(epoch, start_offset);
+        self.guard_io(result)
+    }
+
     /// The newest leader epoch recorded in the log.
     pub fn latest_epoch(&self) -> Option<i32> {
         self.leader_epochs.lock().latest_epoch()
