@@ -14,8 +14,6 @@ use crate::topics::LEADER_EPOCH;
 
 /// `UNKNOWN_LEADER_EPOCH`: the client knows a newer epoch than this broker.
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
-/// `FENCED_LEADER_EPOCH`: the client's epoch is older than the leader's.
-const FENCED_LEADER_EPOCH: i16 = 74;
 
 /// Answers an OffsetForLeaderEpoch request.
 pub fn handle(
@@ -39,11 +37,10 @@ pub fn handle(
                     else {
                         return result.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
                     };
+                    // Epoch 0 is the only one there is: a client can know a newer one (after
+                    // leadership moved elsewhere, in a cluster) but not an older one.
                     if p.current_leader_epoch > LEADER_EPOCH {
                         return result.with_error_code(UNKNOWN_LEADER_EPOCH);
-                    }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
-                        return result.with_error_code(FENCED_LEADER_EPOCH);
                     }
                     let (epoch, end_offset) = log.end_offset_for_epoch(p.leader_epoch);
                     result.with_leader_epoch(epoch).with_end_offset(end_offset)
