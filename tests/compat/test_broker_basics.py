@@ -6,6 +6,7 @@ and that SIGTERM shuts the broker down cleanly.
 """
 
 import os
+import time
 
 import pytest
 
@@ -156,3 +157,62 @@ def test_create_partitions_and_describe_cluster(broker):
     cluster = admin.describe_cluster().result(timeout=10)
     assert cluster.controller.id == 1 and [n.id for n in cluster.nodes] == [1]
     assert len(cluster.cluster_id) == 22
+
+
+def test_topic_configs_describe_alter_and_apply_live(gregor_binary, tmp_path):
+    from conftest import Broker
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewTopic, ResourceType)
+
+    b = Broker(gregor_binary, tmp_path / "data",
+               overrides=["log.retention.check.interval.ms=200", "log.retention.hours=100"]).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("conf", num_partitions=1, replication_factor=1,
+                                      config={"segment.bytes": "1000", "cleanup.policy": "delete"})])["conf"].result(timeout=10)
+        resource = ConfigResource(ResourceType.TOPIC, "conf")
+        described = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert described["segment.bytes"].value == "1000"
+        assert described["segment.bytes"].source == 1  # TOPIC_CONFIG
+        assert described["retention.ms"].value == str(100 * 3600 * 1000)
+        assert described["retention.ms"].source == 4  # STATIC_BROKER_CONFIG (log.retention.hours)
+        assert described["max.message.bytes"].source == 5  # DEFAULT_CONFIG
+        synonyms = [s.name for s in described["retention.ms"].synonyms.values()]
+        assert "log.retention.hours" in synonyms
+
+        producer = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(30):
+            producer.produce("conf", value=b"x" * 200, timestamp=1_000_000 + i)
+            producer.flush(10)
+        # Old timestamps; a short retention.ms set live makes the broker delete the old segments.
+        update = ConfigResource(ResourceType.TOPIC, "conf", incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([update])[update].result(timeout=10)
+        described = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert described["retention.ms"].value == "1000" and described["segment.bytes"].value == "1000"
+        consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused",
+                             "enable.auto.commit": False})
+        deadline = time.time() + 10
+        low = 0
+        while low == 0 and time.time() < deadline:
+            low, high = consumer.get_watermark_offsets(TopicPartition("conf", 0), timeout=10)
+            time.sleep(0.2)
+        consumer.close()
+        assert low > 0 and high == 30
+        # Bad values are refused with INVALID_CONFIG and change nothing.
+        bad = ConfigResource(ResourceType.TOPIC, "conf", incremental_configs=[
+            ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(Exception) as info:
+            admin.incremental_alter_configs([bad])[bad].result(timeout=10)
+        assert info.value.args[0].name() == "INVALID_CONFIG"
+    finally:
+        b.stop()
+    # Overrides persist across restarts.
+    b.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        described = admin.describe_configs([resource])[resource].result(timeout=10)
+        assert described["retention.ms"].value == "1000" and described["retention.ms"].source == 1
+    finally:
+        b.stop()

@@ -72,6 +72,21 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 1,
     },
+    ApiSupport {
+        key: ApiKey::DescribeConfigs,
+        min: 1,
+        max: 4,
+    },
+    ApiSupport {
+        key: ApiKey::AlterConfigs,
+        min: 0,
+        max: 2,
+    },
+    ApiSupport {
+        key: ApiKey::IncrementalAlterConfigs,
+        min: 0,
+        max: 1,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

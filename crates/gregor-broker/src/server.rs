@@ -29,7 +29,7 @@ use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::handlers::{
-    api_versions, create_partitions, create_topics, delete_records, delete_topics,
+    api_versions, configs, create_partitions, create_topics, delete_records, delete_topics,
     describe_cluster, fetch, list_offsets, metadata, offset_for_leader_epoch, produce,
 };
 use crate::meta_properties;
@@ -56,6 +56,8 @@ struct Broker {
     appended: tokio::sync::Notify,
     /// Shutdown has begun: long polls answer with what they have instead of waiting.
     stopping: AtomicBool,
+    /// The static configuration, for DescribeConfigs.
+    config: BrokerConfig,
 }
 
 /// The address clients are told to use for one listener.
@@ -126,6 +128,7 @@ impl RunningBroker {
             topics,
             appended: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
+            config: config.clone(),
         });
         let mut bound = Vec::new();
         for listener in &config.listeners {
@@ -168,6 +171,8 @@ impl RunningBroker {
                 stop_rx.clone(),
             ));
         }
+        let interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1) as u64);
+        acceptors.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
         Ok(RunningBroker {
             addrs,
             stop,
@@ -195,6 +200,33 @@ impl RunningBroker {
             .expect("log shutdown does not panic")?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// The log manager's periodic work, as Kafka's scheduler runs it: retention (time, size, log
+/// start), removal of `.deleted` files, compaction, `flush.ms`, and the recovery-point and
+/// log-start checkpoints, every `log.retention.check.interval.ms`.
+async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let logs = Arc::clone(&broker.logs);
+        let pass = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            logs.run_retention(now);
+            logs.run_cleaner(now);
+            logs.flush_due(now);
+            logs.checkpoint()
+        });
+        match pass.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing log checkpoints failed"),
+            Err(e) => tracing::error!(error = %e, "log housekeeping panicked"),
+            Ok(Ok(())) => {}
+        }
     }
 }
 
@@ -349,6 +381,25 @@ async fn handle(
                 })
                 .await
                 .expect("partition creation does not panic"),
+            )
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(configs::describe(&r, &broker.topics, &broker.config))
+        }
+        RequestKind::AlterConfigs(r) => {
+            let shared = Arc::clone(broker);
+            ResponseKind::AlterConfigs(
+                tokio::task::spawn_blocking(move || configs::alter(&r, &shared.topics))
+                    .await
+                    .expect("config change does not panic"),
+            )
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            let shared = Arc::clone(broker);
+            ResponseKind::IncrementalAlterConfigs(
+                tokio::task::spawn_blocking(move || configs::incremental_alter(&r, &shared.topics))
+                    .await
+                    .expect("config change does not panic"),
             )
         }
         RequestKind::DeleteTopics(r) => {

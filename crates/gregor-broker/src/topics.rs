@@ -302,6 +302,39 @@ impl TopicRegistry {
         Ok(grown)
     }
 
+    /// Replaces a topic's config overrides (AlterConfigs, IncrementalAlterConfigs): checked,
+    /// persisted, and applied to every partition's log at once.
+    pub fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut topics = self.topics.write();
+        let topic = topics
+            .get_mut(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let config = self.log_config(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        topic.configs = configs;
+        let partitions = topic.partitions;
+        write_configs(&self.configs_file, &topics)?;
+        for p in 0..partitions {
+            if let Some(log) = self.logs.get_log(&TopicPartition::new(name, p)) {
+                log.update_config(config.clone());
+            }
+        }
+        tracing::info!(topic = name, "updated topic configs");
+        Ok(())
+    }
+
+    /// The broker-level defaults topics start from.
+    pub fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
     /// Deletes a topic: it leaves the registry at once, and each partition's directory is
     /// renamed with Kafka's `-delete` suffix and removed.
     pub fn delete(&self, name: &str) -> Result<Topic, TopicError> {

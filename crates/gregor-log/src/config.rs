@@ -192,6 +192,32 @@ impl LogConfig {
         Ok(())
     }
 
+    /// The value of a Kafka topic-level key, formatted as Kafka prints it (DescribeConfigs);
+    /// `None` for keys this config does not hold.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
+            "cleanup.policy" => self.cleanup_policy.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.type" => match self.message_timestamp_type {
+                TimestampType::CreateTime => "CreateTime".to_string(),
+                TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+            },
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            _ => return None,
+        })
+    }
+
     /// Builds a config from defaults plus `key=value` pairs.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut config = LogConfig::default();
@@ -226,6 +252,13 @@ mod tests {
         ])
         .unwrap();
         assert!(c.cleanup_policy.compact && c.cleanup_policy.delete);
+        for key in LOG_CONFIG_KEYS {
+            let value = c.get(key).expect("every key has a value");
+            let mut copy = LogConfig::default();
+            copy.set(key, &value).unwrap();
+            assert_eq!(copy.get(key), Some(value), "{key} round-trips");
+        }
+        assert_eq!(c.get("min.insync.replicas"), None);
         assert_eq!(c.cleanup_policy.to_string(), "compact,delete");
         assert_eq!(c.retention_ms, -1);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);

@@ -1,6 +1,7 @@
 //! One module per Kafka API: each turns a decoded request into its response.
 
 pub mod api_versions;
+pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
