@@ -216,3 +216,22 @@ def test_topic_configs_describe_alter_and_apply_live(gregor_binary, tmp_path):
         assert described["retention.ms"].value == "1000" and described["retention.ms"].source == 1
     finally:
         b.stop()
+
+
+def test_describe_log_dirs_with_kafka_python(broker):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaAdminClient
+
+    creator = AdminClient({"bootstrap.servers": broker.bootstrap})
+    creator.create_topics([NewTopic("sized", num_partitions=2, replication_factor=1)])["sized"].result(timeout=10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce("sized", value=b"x" * 1000, partition=1)
+    producer.flush(10)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        result = admin.describe_log_dirs()
+    finally:
+        admin.close()
+    text = repr(result)
+    assert "sized" in text and os.path.basename(broker.data_dir) in text

@@ -87,6 +87,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 1,
     },
+    ApiSupport {
+        key: ApiKey::DescribeLogDirs,
+        min: 1,
+        max: 4,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

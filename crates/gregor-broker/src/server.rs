@@ -30,7 +30,8 @@ use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::handlers::{
     api_versions, configs, create_partitions, create_topics, delete_records, delete_topics,
-    describe_cluster, fetch, list_offsets, metadata, offset_for_leader_epoch, produce,
+    describe_cluster, describe_log_dirs, fetch, list_offsets, metadata, offset_for_leader_epoch,
+    produce,
 };
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
@@ -401,6 +402,9 @@ async fn handle(
                     .await
                     .expect("config change does not panic"),
             )
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&r, &broker.logs))
         }
         RequestKind::DeleteTopics(r) => {
             let shared = Arc::clone(broker);
