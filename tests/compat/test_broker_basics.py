@@ -235,3 +235,34 @@ def test_describe_log_dirs_with_kafka_python(broker):
         admin.close()
     text = repr(result)
     assert "sized" in text and os.path.basename(broker.data_dir) in text
+
+
+def test_auto_creation_follows_broker_settings(gregor_binary, tmp_path):
+    from conftest import Broker
+    from confluent_kafka import Producer
+
+    b = Broker(gregor_binary, tmp_path / "off", overrides=["auto.create.topics.enable=false"]).start()
+    try:
+        producer = Producer({"bootstrap.servers": b.bootstrap})
+        topics = producer.list_topics("not-created", timeout=10).topics
+        assert topics["not-created"].error.name() == "UNKNOWN_TOPIC_OR_PART"
+    finally:
+        b.stop()
+    b = Broker(gregor_binary, tmp_path / "on", overrides=["num.partitions=4"]).start()
+    try:
+        producer = Producer({"bootstrap.servers": b.bootstrap})
+        producer.list_topics("created", timeout=10)
+        assert len(producer.list_topics(timeout=10).topics["created"].partitions) == 4
+    finally:
+        b.stop()
+
+
+def test_create_topics_with_replica_assignment(broker):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("placed", 3, replica_assignment=[[1], [1], [1]])])["placed"].result(timeout=10)
+    assert len(admin.list_topics(timeout=10).topics["placed"].partitions) == 3
+    with pytest.raises(Exception) as info:
+        admin.create_topics([NewTopic("elsewhere", 1, replica_assignment=[[2]])])["elsewhere"].result(timeout=10)
+    assert info.value.args[0].name() == "INVALID_REPLICATION_FACTOR"

@@ -425,7 +425,7 @@ async fn handle(
             )
         }
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(&r, &broker.logs))
+            ResponseKind::ListOffsets(list_offsets::handle(&r, version, &broker.logs))
         }
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),

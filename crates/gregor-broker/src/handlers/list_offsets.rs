@@ -17,7 +17,13 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 /// Answers a ListOffsets request.
-pub fn handle(request: &ListOffsetsRequest, logs: &LogManager) -> ListOffsetsResponse {
+pub fn handle(
+    request: &ListOffsetsRequest,
+    version: i16,
+    logs: &LogManager,
+) -> ListOffsetsResponse {
+    // The leader epoch field exists from v4; setting it earlier would not encode.
+    let epoch = |e: i32| if version >= 4 { e } else { -1 };
     let topics = request
         .topics
         .iter()
@@ -46,7 +52,7 @@ pub fn handle(request: &ListOffsetsRequest, logs: &LogManager) -> ListOffsetsRes
                         Ok(Some((timestamp, offset))) => response
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(LEADER_EPOCH),
+                            .with_leader_epoch(epoch(LEADER_EPOCH)),
                         Ok(None) => response
                             .with_timestamp(-1)
                             .with_offset(-1)

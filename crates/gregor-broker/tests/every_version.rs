@@ -1,0 +1,207 @@
+//! Every advertised API at every advertised version: a request encoded at that version gets a
+//! response that decodes at that version. Catches response fields set outside the versions that
+//! carry them (which the encoder rejects, and which would close the client's connection).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_broker::config::BrokerConfig;
+use gregor_broker::{RunningBroker, SUPPORTED_APIS};
+use gregor_protocol::batch::{Compression, RecordBatchBuilder};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn batch() -> Bytes {
+    let mut b = RecordBatchBuilder::new(0, Compression::None);
+    b.append(0, 1_700_000_000_000, Some(b"k"), Some(b"v"), &[]);
+    b.build().unwrap().into()
+}
+
+/// A representative request for `key` at `version`, touching topic "t" partition 0.
+fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
+    match key {
+        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        ApiKey::Metadata => {
+            RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("t"))),
+            ])))
+        }
+        ApiKey::CreateTopics => RequestKind::CreateTopics(
+            CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name(&format!("c{version}")))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+        ),
+        ApiKey::Produce => RequestKind::Produce(
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name("t"))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(batch())),
+                        ]),
+                ]),
+        ),
+        ApiKey::Fetch => {
+            let topic = if version >= 13 {
+                FetchTopic::default().with_topic_id(topic_id)
+            } else {
+                FetchTopic::default().with_topic(name("t"))
+            };
+            RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_max_bytes(1 << 20)
+                    .with_topics(vec![
+                        topic.with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(0)
+                                .with_partition_max_bytes(1 << 20),
+                        ]),
+                    ]),
+            )
+        }
+        ApiKey::ListOffsets => {
+            RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default().with_name(name("t")).with_partitions(vec![
+                ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1),
+                ListOffsetsPartition::default().with_partition_index(0).with_timestamp(0),
+            ]),
+        ]))
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(
+                vec![
+            OffsetForLeaderTopic::default().with_topic(name("t")).with_partitions(vec![
+                OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0),
+            ]),
+        ],
+            ))
+        }
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(
+            DescribeConfigsRequest::default()
+                .with_include_synonyms(version >= 1)
+                .with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("t")),
+                ]),
+        ),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+        }
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(DeleteTopicsRequest::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default())
+        }
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+        other => panic!("add a sample request for {other:?}"),
+    }
+}
+
+fn exchange(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+) -> Option<ResponseKind> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(5);
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    stream.write_all(&buf).ok()?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let mut data = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut data).ok()?;
+    let mut data = Bytes::from(data);
+    assert_eq!(data.get_i32(), 5);
+    if key.response_header_version(version) >= 1 {
+        data.advance(1);
+    }
+    Some(ResponseKind::decode(key, &mut data, version).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_answers_at_every_advertised_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = format!(
+        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
+        dir.path().display()
+    );
+    let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();
+    let broker = RunningBroker::start(config).await.unwrap();
+    let addr = broker.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        let mut setup = TcpStream::connect(addr).unwrap();
+        let created = exchange(
+            &mut setup,
+            ApiKey::CreateTopics,
+            7,
+            &RequestKind::CreateTopics(
+                CreateTopicsRequest::default().with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(name("t"))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+            ),
+        );
+        let Some(ResponseKind::CreateTopics(created)) = created else {
+            panic!("no CreateTopics response")
+        };
+        let topic_id = created.topics[0].topic_id;
+        let mut failures = Vec::new();
+        for api in SUPPORTED_APIS {
+            for version in api.min..=api.max {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                if exchange(
+                    &mut stream,
+                    api.key,
+                    version,
+                    &request(api.key, version, topic_id),
+                )
+                .is_none()
+                {
+                    failures.push(format!("{:?} v{version}", api.key));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "connection closed instead of a response: {failures:?}"
+        );
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}
