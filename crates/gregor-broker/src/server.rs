@@ -31,7 +31,7 @@ use crate::error::BrokerError;
 use crate::handlers::{
     api_versions, configs, create_partitions, create_topics, delete_records, delete_topics,
     describe_cluster, describe_log_dirs, fetch, list_offsets, metadata, offset_for_leader_epoch,
-    produce,
+    produce, unsupported,
 };
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
@@ -325,13 +325,20 @@ async fn handle(
         let refused = ResponseKind::ApiVersions(api_versions::unsupported_version());
         return encode(correlation_id, ApiKey::ApiVersions, 0, &refused).map(Some);
     }
-    if !is_supported(key, version) {
+    let supported = is_supported(key, version);
+    if !supported && !decodable(key, version) {
         return Err(ConnectionError::UnsupportedApi(key, version));
     }
     decode_request_header_from_buffer(&mut frame)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+    if !supported {
+        return match unsupported::respond(&request, version) {
+            Some(response) => encode(correlation_id, key, version, &response).map(Some),
+            None => Err(ConnectionError::UnsupportedApi(key, version)),
+        };
+    }
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
@@ -431,6 +438,13 @@ async fn handle(
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),
     };
     encode(correlation_id, key, version, &response).map(Some)
+}
+
+/// Whether the message library can read `version` of `key` (so an error answer can be built
+/// for a version Gregor does not implement).
+fn decodable(key: ApiKey, version: i16) -> bool {
+    let range = key.valid_versions();
+    (range.min..=range.max).contains(&version)
 }
 
 /// What Metadata and DescribeCluster say about this broker, as seen from `advertised`.
