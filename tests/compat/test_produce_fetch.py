@@ -140,3 +140,21 @@ def test_acknowledged_records_survive_restart_and_long_poll_wakes(broker):
         msg = consumer.poll(0.5)
     consumer.close()
     assert msg is not None and msg.value() == b"late"
+
+
+def test_log_append_time_topics_stamp_broker_time(broker):
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+
+    create(broker, "appended", config={"message.timestamp.type": "LogAppendTime"})
+    create(broker, "created")
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    before = int(time.time() * 1000)
+    for topic in ("appended", "created"):
+        producer.produce(topic, value=b"v", timestamp=1_000)
+    producer.flush(10)
+    after = int(time.time() * 1000)
+    (appended,) = consume_all(broker, "appended", 1, 1)
+    kind, ts = appended.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= after + 1000
+    (created,) = consume_all(broker, "created", 1, 1)
+    assert created.timestamp() == (TIMESTAMP_CREATE_TIME, 1_000)
