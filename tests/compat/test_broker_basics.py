@@ -80,6 +80,11 @@ def test_confluent_kafka_creates_topics_with_kafkas_errors(broker):
     assert error_of(NewTopic("bad name!", num_partitions=1, replication_factor=1)) == "TOPIC_EXCEPTION"  # librdkafka's name for INVALID_TOPIC_EXCEPTION (17)
     assert error_of(NewTopic("cfg", num_partitions=1, replication_factor=1,
                              config={"retention.ms": "later"})) == "INVALID_CONFIG"
+    assert error_of(NewTopic("cfg", num_partitions=1, replication_factor=1,
+                             config={"no.such.config": "1"})) == "INVALID_CONFIG"
+    # Configs tools set routinely are accepted even where Gregor does not act on them yet.
+    admin.create_topics([NewTopic("tooled", num_partitions=1, replication_factor=1,
+                                  config={"min.insync.replicas": "1", "compression.type": "zstd"})])["tooled"].result(timeout=10)
     # validate_only checks without creating.
     admin.create_topics([NewTopic("dry", num_partitions=2, replication_factor=1)],
                         validate_only=True)["dry"].result(timeout=10)

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gregor_log::config::LOG_CONFIG_KEYS;
 use gregor_log::{LogConfig, LogManager, TopicPartition};
 use gregor_protocol::ErrorCode;
 use parking_lot::RwLock;
@@ -74,6 +75,53 @@ impl TopicError {
             TopicError::Unknown(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             TopicError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
         }
+    }
+}
+
+/// Kafka topic configs Gregor accepts, stores and reports but does not act on yet, with the
+/// values Kafka would accept. Tools set them routinely (`min.insync.replicas`,
+/// `compression.type`), so refusing them would break topic creation; see docs/divergences.md.
+fn check_unapplied(key: &str, value: &str) -> Result<(), TopicError> {
+    let invalid = |why: &str| {
+        Err(TopicError::InvalidConfig(format!(
+            "invalid value {value:?} for config {key}: {why}"
+        )))
+    };
+    let long = value.trim().parse::<i64>();
+    match key {
+        "compression.type" => match value.trim() {
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+            _ => invalid("expected uncompressed, zstd, lz4, snappy, gzip or producer"),
+        },
+        "min.insync.replicas" => match long {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => invalid("must be an integer of at least 1"),
+        },
+        "unclean.leader.election.enable"
+        | "preallocate"
+        | "message.downconversion.enable"
+        | "remote.storage.enable" => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => invalid("expected true or false"),
+        },
+        "max.compaction.lag.ms"
+        | "segment.jitter.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.difference.max.ms" => match long {
+            Ok(n) if n >= 0 => Ok(()),
+            _ => invalid("must be a non-negative integer"),
+        },
+        "local.retention.ms" | "local.retention.bytes" => match long {
+            Ok(n) if n >= -2 => Ok(()),
+            _ => invalid("must be an integer of at least -2"),
+        },
+        "leader.replication.throttled.replicas"
+        | "follower.replication.throttled.replicas"
+        | "message.format.version" => Ok(()),
+        _ => Err(TopicError::InvalidConfig(format!(
+            "unknown topic config {key}"
+        ))),
     }
 }
 
@@ -182,6 +230,10 @@ impl TopicRegistry {
     ) -> Result<LogConfig, TopicError> {
         let mut config = self.defaults.clone();
         for (k, v) in overrides {
+            if !LOG_CONFIG_KEYS.contains(&k.as_str()) {
+                check_unapplied(k, v)?;
+                continue;
+            }
             config
                 .set(k, v)
                 .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
@@ -446,6 +498,33 @@ mod tests {
                 .unwrap_err()
                 .error_code(),
             ErrorCode(38)
+        );
+        let stored: BTreeMap<String, String> = [
+            ("min.insync.replicas".to_string(), "2".to_string()),
+            ("compression.type".to_string(), "zstd".to_string()),
+        ]
+        .into();
+        assert!(
+            registry.create("stored", 1, 1, stored, true, 0).is_ok(),
+            "known Kafka configs are accepted"
+        );
+        let unknown: BTreeMap<String, String> =
+            [("no.such.config".to_string(), "1".to_string())].into();
+        assert_eq!(
+            registry
+                .create("x", 1, 1, unknown, true, 0)
+                .unwrap_err()
+                .error_code(),
+            ErrorCode::INVALID_CONFIG
+        );
+        let bad_compression: BTreeMap<String, String> =
+            [("compression.type".to_string(), "brotli".to_string())].into();
+        assert_eq!(
+            registry
+                .create("x", 1, 1, bad_compression, true, 0)
+                .unwrap_err()
+                .error_code(),
+            ErrorCode::INVALID_CONFIG
         );
         let bad: BTreeMap<String, String> =
             [("retention.ms".to_string(), "soon".to_string())].into();

@@ -67,7 +67,7 @@ pub fn describe(
             match r.resource_type {
                 TOPIC => match topics.get(r.resource_name.as_str()) {
                     Some(topic) => {
-                        let configs = LOG_CONFIG_KEYS
+                        let mut configs: Vec<_> = LOG_CONFIG_KEYS
                             .iter()
                             .filter(|k| wanted(k))
                             .map(|key| {
@@ -80,6 +80,22 @@ pub fn describe(
                                 )
                             })
                             .collect();
+                        // Overrides Gregor stores but does not apply yet are reported as set.
+                        configs.extend(
+                            topic
+                                .configs
+                                .iter()
+                                .filter(|(k, _)| {
+                                    !LOG_CONFIG_KEYS.contains(&k.as_str()) && wanted(k)
+                                })
+                                .map(|(k, v)| {
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(text(k.clone()))
+                                        .with_value(Some(text(v.clone())))
+                                        .with_config_source(SOURCE_TOPIC)
+                                        .with_config_type(2)
+                                }),
+                        );
                         result.with_configs(configs)
                     }
                     None => result
