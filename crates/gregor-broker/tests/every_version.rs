@@ -2,10 +2,11 @@
 //! response that decodes at that version. Catches response fields set outside the versions that
 //! carry them (which the encoder rejects, and which would close the client's connection).
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::TcpStream;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use gregor_broker::config::BrokerConfig;
 use gregor_broker::{RunningBroker, SUPPORTED_APIS};
 use gregor_protocol::batch::{Compression, RecordBatchBuilder};
@@ -19,7 +20,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -122,31 +123,11 @@ fn exchange(
     stream: &mut TcpStream,
     key: ApiKey,
     version: i16,
-    body: &RequestKind,
+    request: &RequestKind,
 ) -> Option<ResponseKind> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(5);
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let size = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&size.to_be_bytes());
-    stream.write_all(&buf).ok()?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let mut data = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut data).ok()?;
-    let mut data = Bytes::from(data);
-    assert_eq!(data.get_i32(), 5);
-    if key.response_header_version(version) >= 1 {
-        data.advance(1);
-    }
-    Some(ResponseKind::decode(key, &mut data, version).unwrap())
+    let frame = common::frame(key, version, 5, |buf| request.encode(buf, version).unwrap());
+    let mut body = common::body(common::send(stream, &frame)?, key, version, 5);
+    Some(ResponseKind::decode(key, &mut body, version).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

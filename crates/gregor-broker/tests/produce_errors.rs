@@ -1,10 +1,11 @@
 //! Produce with bad batches over a raw socket: each gets Kafka's error code for its partition,
 //! nothing is appended, and the connection keeps serving.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::TcpStream;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use gregor_broker::RunningBroker;
 use gregor_broker::config::BrokerConfig;
 use gregor_protocol::batch::{Compression, RecordBatchBuilder};
@@ -15,38 +16,13 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-fn request(key: ApiKey, version: i16, body: &impl Encodable) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1);
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let size = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&size.to_be_bytes());
-    buf.to_vec()
-}
-
-fn exchange(stream: &mut TcpStream, key: ApiKey, version: i16, body: &impl Encodable) -> Bytes {
-    stream.write_all(&request(key, version, body)).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut buf).unwrap();
-    let mut bytes = Bytes::from(buf);
-    bytes.advance(4); // correlation id
-    if key.response_header_version(version) >= 1 {
-        bytes.advance(1); // empty tagged fields
-    }
-    bytes
+fn exchange(stream: &mut TcpStream, key: ApiKey, version: i16, message: &impl Encodable) -> Bytes {
+    let response = common::send(stream, &common::message_frame(key, version, 1, message)).unwrap();
+    common::body(response, key, version, 1)
 }
 
 fn name(s: &str) -> TopicName {

@@ -2,53 +2,24 @@
 //! unsupported version), Metadata, bad frames that must close only their own connection, and a
 //! clean shutdown.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::{SocketAddr, TcpStream};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use gregor_broker::RunningBroker;
-use gregor_broker::config::BrokerConfig;
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-async fn start(dir: &std::path::Path) -> RunningBroker {
-    let props = format!(
-        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
-        dir.display()
-    );
-    let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();
-    RunningBroker::start(config).await.unwrap()
-}
-
-fn frame(key: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("test")));
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let size = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&size.to_be_bytes());
-    buf.to_vec()
+fn frame(key: ApiKey, version: i16, correlation_id: i32, message: &impl Encodable) -> Vec<u8> {
+    common::message_frame(key, version, correlation_id, message)
 }
 
 /// Sends raw bytes and reads one response frame; `None` if the broker closed the connection.
 fn exchange(stream: &mut TcpStream, request: &[u8]) -> Option<Bytes> {
-    stream.write_all(request).ok()?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).ok()?;
-    Some(Bytes::from(body))
+    common::send(stream, request)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -79,7 +50,7 @@ fn api_versions(stream: &mut TcpStream, version: i16) -> ApiVersionsResponse {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_versions_metadata_bad_frames_and_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start(dir.path()).await;
+    let broker = common::start(dir.path()).await;
     let addr = broker.local_addrs()[0];
     tokio::task::spawn_blocking(move || {
         let mut client = connect(addr);
