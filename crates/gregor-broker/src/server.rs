@@ -44,21 +44,17 @@ fn now_ms() -> i64 {
 
 /// What every connection shares.
 struct Broker {
-    node_id: i32,
+    /// The static configuration (node id, defaults for topics, limits, DescribeConfigs).
+    config: BrokerConfig,
+    /// From `meta.properties`.
     cluster_id: String,
-    max_request_bytes: usize,
-    auto_create_topics: bool,
-    num_partitions: i32,
-    default_replication_factor: i16,
-    /// Closed on shutdown; the produce and fetch handlers that come next read and write it.
+    /// Every partition's log; closed cleanly on shutdown.
     logs: Arc<LogManager>,
     topics: TopicRegistry,
     /// Woken on every append, for fetches waiting for data (long poll), and at shutdown.
     appended: tokio::sync::Notify,
     /// Shutdown has begun: long polls answer with what they have instead of waiting.
     stopping: AtomicBool,
-    /// The static configuration, for DescribeConfigs.
-    config: BrokerConfig,
 }
 
 /// The address clients are told to use for one listener.
@@ -117,19 +113,14 @@ impl RunningBroker {
         .expect("log loading does not panic")?;
         let logs = Arc::new(logs);
         let topics = TopicRegistry::load(Arc::clone(&logs), config.default_log_config())
-            .map_err(|e| BrokerError::MetaProperties(format!("cannot load topics: {e}")))?;
+            .map_err(|e| BrokerError::Topics(e.to_string()))?;
         let broker = Arc::new(Broker {
-            node_id: config.node_id,
+            config: config.clone(),
             cluster_id,
-            max_request_bytes: config.socket_request_max_bytes,
-            auto_create_topics: config.auto_create_topics_enable,
-            num_partitions: config.num_partitions,
-            default_replication_factor: config.default_replication_factor,
             logs,
             topics,
             appended: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
-            config: config.clone(),
         });
         let mut bound = Vec::new();
         for listener in &config.listeners {
@@ -153,7 +144,7 @@ impl RunningBroker {
             let port = if port == 0 { local.port() } else { port };
             tracing::info!(
                 "Gregor broker {} ready: listening on {}://{} (cluster id {})",
-                broker.node_id,
+                broker.config.node_id,
                 listener.name,
                 local,
                 broker.cluster_id
@@ -267,7 +258,7 @@ async fn serve(
     let mut read = BufReader::new(read);
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut read, broker.max_request_bytes) => frame,
+            frame = read_frame(&mut read, broker.config.socket_request_max_bytes) => frame,
             _ = stop.changed() => return,
         };
         let result = match frame {
@@ -347,9 +338,9 @@ async fn handle(
         }
         RequestKind::CreateTopics(r) => {
             let defaults = create_topics::Defaults {
-                node_id: broker.node_id,
-                num_partitions: broker.num_partitions,
-                replication_factor: broker.default_replication_factor,
+                node_id: broker.config.node_id,
+                num_partitions: broker.config.num_partitions,
+                replication_factor: broker.config.default_replication_factor,
             };
             ResponseKind::CreateTopics(create_topics::handle(
                 &r,
@@ -385,7 +376,7 @@ async fn handle(
             let shared = Arc::clone(broker);
             ResponseKind::CreatePartitions(
                 tokio::task::spawn_blocking(move || {
-                    create_partitions::handle(&r, &shared.topics, shared.node_id, now_ms())
+                    create_partitions::handle(&r, &shared.topics, shared.config.node_id, now_ms())
                 })
                 .await
                 .expect("partition creation does not panic"),
@@ -450,12 +441,12 @@ fn decodable(key: ApiKey, version: i16) -> bool {
 /// What Metadata and DescribeCluster say about this broker, as seen from `advertised`.
 fn cluster_view<'a>(broker: &'a Broker, advertised: &'a Advertised) -> metadata::ClusterView<'a> {
     metadata::ClusterView {
-        node_id: broker.node_id,
+        node_id: broker.config.node_id,
         host: &advertised.host,
         port: advertised.port,
         cluster_id: &broker.cluster_id,
-        auto_create: broker.auto_create_topics,
-        num_partitions: broker.num_partitions,
+        auto_create: broker.config.auto_create_topics_enable,
+        num_partitions: broker.config.num_partitions,
     }
 }
 
