@@ -333,29 +333,31 @@ async fn handle(
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
-            let view = cluster_view(broker, advertised);
-            ResponseKind::Metadata(metadata::handle(&r, &view, &broker.topics, now_ms()))
+            // May create topics (auto-creation): file I/O, so off the async threads.
+            let advertised = advertised.clone();
+            ResponseKind::Metadata(
+                blocking(broker, move |b| {
+                    let view = cluster_view(b, &advertised);
+                    metadata::handle(&r, &view, &b.topics, now_ms())
+                })
+                .await,
+            )
         }
-        RequestKind::CreateTopics(r) => {
-            let defaults = create_topics::Defaults {
-                node_id: broker.config.node_id,
-                num_partitions: broker.config.num_partitions,
-                replication_factor: broker.config.default_replication_factor,
-            };
-            ResponseKind::CreateTopics(create_topics::handle(
-                &r,
-                &broker.topics,
-                &defaults,
-                now_ms(),
-            ))
-        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            blocking(broker, move |b| {
+                let defaults = create_topics::Defaults {
+                    node_id: b.config.node_id,
+                    num_partitions: b.config.num_partitions,
+                    replication_factor: b.config.default_replication_factor,
+                };
+                create_topics::handle(&r, &b.topics, &defaults, now_ms())
+            })
+            .await,
+        ),
         RequestKind::Produce(r) => {
             let acks = r.acks;
-            let shared = Arc::clone(broker);
             let (response, appended) =
-                tokio::task::spawn_blocking(move || produce::handle(&r, &shared.logs, now_ms()))
-                    .await
-                    .expect("produce does not panic");
+                blocking(broker, move |b| produce::handle(&r, &b.logs, now_ms())).await;
             if appended {
                 broker.appended.notify_waiters();
             }
@@ -365,70 +367,59 @@ async fn handle(
             ResponseKind::Produce(response)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
+            blocking(broker, move |b| list_offsets::handle(&r, version, &b.logs)).await,
+        ),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(&r, &broker.logs))
+        }
         RequestKind::DescribeCluster(r) => {
             let view = cluster_view(broker, advertised);
             ResponseKind::DescribeCluster(describe_cluster::handle(&r, &view))
         }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(&r, &broker.logs))
-        }
-        RequestKind::CreatePartitions(r) => {
-            let shared = Arc::clone(broker);
-            ResponseKind::CreatePartitions(
-                tokio::task::spawn_blocking(move || {
-                    create_partitions::handle(&r, &shared.topics, shared.config.node_id, now_ms())
-                })
-                .await
-                .expect("partition creation does not panic"),
-            )
-        }
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            blocking(broker, move |b| {
+                create_partitions::handle(&r, &b.topics, b.config.node_id, now_ms())
+            })
+            .await,
+        ),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(configs::describe(&r, &broker.topics, &broker.config))
         }
-        RequestKind::AlterConfigs(r) => {
-            let shared = Arc::clone(broker);
-            ResponseKind::AlterConfigs(
-                tokio::task::spawn_blocking(move || configs::alter(&r, &shared.topics))
-                    .await
-                    .expect("config change does not panic"),
-            )
-        }
-        RequestKind::IncrementalAlterConfigs(r) => {
-            let shared = Arc::clone(broker);
-            ResponseKind::IncrementalAlterConfigs(
-                tokio::task::spawn_blocking(move || configs::incremental_alter(&r, &shared.topics))
-                    .await
-                    .expect("config change does not panic"),
-            )
-        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
+            blocking(broker, move |b| configs::alter(&r, &b.topics)).await,
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            blocking(broker, move |b| configs::incremental_alter(&r, &b.topics)).await,
+        ),
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&r, &broker.logs))
         }
-        RequestKind::DeleteTopics(r) => {
-            let shared = Arc::clone(broker);
-            ResponseKind::DeleteTopics(
-                tokio::task::spawn_blocking(move || delete_topics::handle(&r, &shared.topics))
-                    .await
-                    .expect("topic deletion does not panic"),
-            )
-        }
-        RequestKind::DeleteRecords(r) => {
-            let shared = Arc::clone(broker);
-            ResponseKind::DeleteRecords(
-                tokio::task::spawn_blocking(move || {
-                    delete_records::handle(&r, &shared.logs, now_ms())
-                })
-                .await
-                .expect("record deletion does not panic"),
-            )
-        }
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(&r, version, &broker.logs))
-        }
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(
+            blocking(broker, move |b| delete_topics::handle(&r, &b.topics)).await,
+        ),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
+            blocking(broker, move |b| {
+                delete_records::handle(&r, &b.logs, now_ms())
+            })
+            .await,
+        ),
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),
     };
     encode(correlation_id, key, version, &response).map(Some)
+}
+
+/// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's
+/// blocking pool, so the async threads keep serving other connections meanwhile.
+async fn blocking<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    work: impl FnOnce(&Broker) -> T + Send + 'static,
+) -> T {
+    let shared = Arc::clone(broker);
+    tokio::task::spawn_blocking(move || work(&shared))
+        .await
+        .expect("request handlers do not panic")
 }
 
 /// Whether the message library can read `version` of `key` (so an error answer can be built
@@ -464,12 +455,11 @@ async fn long_poll_fetch(
         let appended = broker.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (shared, req) = (Arc::clone(broker), Arc::clone(&request));
-        let (response, bytes) = tokio::task::spawn_blocking(move || {
-            fetch::handle(&req, version, &shared.logs, &shared.topics)
+        let req = Arc::clone(&request);
+        let (response, bytes) = blocking(broker, move |b| {
+            fetch::handle(&req, version, &b.logs, &b.topics)
         })
-        .await
-        .expect("fetch does not panic");
+        .await;
         let now = Instant::now();
         let stopping = broker.stopping.load(Ordering::Acquire);
         if bytes >= request.min_bytes.max(0) as usize
@@ -484,12 +474,11 @@ async fn long_poll_fetch(
             .is_err()
         {
             // Timed out: one last look, in case data arrived just as the wait ended.
-            let (shared, req) = (Arc::clone(broker), Arc::clone(&request));
-            return tokio::task::spawn_blocking(move || {
-                fetch::handle(&req, version, &shared.logs, &shared.topics).0
+            let req = Arc::clone(&request);
+            return blocking(broker, move |b| {
+                fetch::handle(&req, version, &b.logs, &b.topics).0
             })
-            .await
-            .expect("fetch does not panic");
+            .await;
         }
     }
 }
