@@ -106,6 +106,7 @@ fn broker(args: &BrokerArgs) -> Result<()> {
     // Everything that can be wrong with the configuration fails here, before the runtime
     // starts, a port is bound or a directory is created.
     let config = load_config(args.config.as_deref(), &args.overrides)?;
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,6 +120,17 @@ fn broker(args: &BrokerArgs) -> Result<()> {
     result?;
     info!("broker stopped cleanly");
     Ok(())
+}
+
+/// Every connection and every segment file is a descriptor, and Kafka deployments expect
+/// thousands of both; the common default soft limit of 1,024 would refuse connections long
+/// before the broker is busy. Raise the soft limit to the hard limit, as Kafka's packaging
+/// advises operators to do, and say what we got.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!("open file limit: {limit}"),
+        Err(e) => warn!("cannot raise the open file limit: {e}"),
+    }
 }
 
 /// Reads the properties file (if any), applies the overrides and logs the keys Kafka would
