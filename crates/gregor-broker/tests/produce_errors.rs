@@ -114,6 +114,13 @@ async fn bad_batches_get_kafkas_error_codes_and_append_nothing() {
             3,
             "UNKNOWN_TOPIC_OR_PARTITION"
         );
+        let mut two = batch(10);
+        two.extend(batch(10));
+        assert_eq!(
+            produce(&mut s, "small", two).0,
+            87,
+            "INVALID_RECORD: one batch per partition"
+        );
         // Nothing of that was appended: the next good batch gets offset 1.
         assert_eq!(produce(&mut s, "small", batch(10)), (0, 1));
 

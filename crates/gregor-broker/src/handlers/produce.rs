@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use gregor_log::{LogManager, TopicPartition};
 use gregor_protocol::ErrorCode;
+use gregor_protocol::batch::BatchIter;
 
 use crate::topics::LEADER_EPOCH;
 
@@ -38,6 +39,14 @@ pub fn handle(request: &ProduceRequest, logs: &LogManager, now_ms: i64) -> (Prod
                     let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) else {
                         return failed(response, ErrorCode::INVALID_RECORD, "no records".into());
                     };
+                    // Kafka's rule for Produce v3+: exactly one v2 batch per partition.
+                    if BatchIter::new(records).nth(1).is_some() {
+                        return failed(
+                            response,
+                            ErrorCode::INVALID_RECORD,
+                            "produce requests may carry only one record batch per partition".into(),
+                        );
+                    }
                     let mut batch = records.to_vec();
                     let result = log
                         .append_as_leader(&mut batch, LEADER_EPOCH, now_ms)
