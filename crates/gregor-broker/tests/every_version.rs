@@ -7,8 +7,7 @@ mod common;
 use std::net::TcpStream;
 
 use bytes::Bytes;
-use gregor_broker::config::BrokerConfig;
-use gregor_broker::{RunningBroker, SUPPORTED_APIS};
+use gregor_broker::SUPPORTED_APIS;
 use gregor_protocol::batch::{Compression, RecordBatchBuilder};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -133,12 +132,7 @@ fn exchange(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_answers_at_every_advertised_version() {
     let dir = tempfile::tempdir().unwrap();
-    let props = format!(
-        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
-        dir.path().display()
-    );
-    let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();
-    let broker = RunningBroker::start(config).await.unwrap();
+    let broker = common::start(dir.path()).await;
     let addr = broker.local_addrs()[0];
     tokio::task::spawn_blocking(move || {
         let mut setup = TcpStream::connect(addr).unwrap();

@@ -6,8 +6,6 @@ mod common;
 use std::net::TcpStream;
 
 use bytes::Bytes;
-use gregor_broker::RunningBroker;
-use gregor_broker::config::BrokerConfig;
 use gregor_protocol::batch::{Compression, RecordBatchBuilder};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -63,12 +61,7 @@ fn produce(stream: &mut TcpStream, topic: &str, records: Vec<u8>) -> (i16, i64) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_get_kafkas_error_codes_and_append_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let props = format!(
-        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
-        dir.path().display()
-    );
-    let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();
-    let broker = RunningBroker::start(config).await.unwrap();
+    let broker = common::start(dir.path()).await;
     let addr = broker.local_addrs()[0];
     tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();

@@ -75,13 +75,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Append(records, codec) => {
-                let codec = [
-                    Compression::None,
-                    Compression::Gzip,
-                    Compression::Snappy,
-                    Compression::Lz4,
-                    Compression::Zstd,
-                ][codec as usize];
+                let codec = Compression::ALL[codec as usize];
                 let mut builder = RecordBatchBuilder::new(0, codec);
                 let records: Vec<Record> = records
                     .iter()

@@ -102,13 +102,7 @@ fn tp() -> TopicPartition {
     TopicPartition::new("crash", 0)
 }
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
+const CODECS: [Compression; 5] = Compression::ALL;
 
 /// A value that is either incompressible or highly repetitive.
 fn value(rng: &mut Rng, len: usize) -> Vec<u8> {

@@ -1,21 +1,13 @@
 //! Hostile input: batches whose counts and lengths lie must fail fast, without allocating what
 //! they claim and without panicking.
 
-use std::time::{Duration, Instant};
-
 use gregor_protocol::batch::{
     BatchError, Compression, RECORD_BATCH_OVERHEAD, RecordBatch, RecordBatchBuilder,
     RecordBatchMut, RecordHeader, compress, field, varint::write_varint,
 };
 use proptest::prelude::*;
 
-const ALL: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
+const ALL: [Compression; 5] = Compression::ALL;
 
 /// A batch with `header` fields from a real batch but `records` as its records section and
 /// `count` as its recordsCount, codec `codec`, and a correct CRC.
@@ -54,14 +46,6 @@ fn sample_batch(codec: Compression) -> Vec<u8> {
     b.build().unwrap()
 }
 
-fn assert_fast(start: Instant) {
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
-}
-
 #[test]
 fn header_only_batch_claiming_i32_max_records_fails_fast() {
     for codec in ALL {
@@ -73,9 +57,9 @@ fn header_only_batch_claiming_i32_max_records_fails_fast() {
             // Compressed sections give no size bound before decompression.
             assert!(batch.validate_from_client().is_err());
         }
-        let start = Instant::now();
+        // Had the count been trusted, this would try to reserve i32::MAX records (hundreds
+        // of GB) and abort the test process; an error proves it was checked first.
         let err = batch.records().unwrap_err();
-        assert_fast(start);
         assert!(
             matches!(
                 err,
@@ -122,12 +106,10 @@ fn record_claiming_a_2_gib_key_fails_fast() {
         write_varint(&mut record, body.len() as i32);
         record.extend_from_slice(&body);
         let bytes = forge(codec, 1, &compress(codec, &record).unwrap());
-        let start = Instant::now();
         let err = RecordBatch::parse(&bytes).unwrap().records().unwrap_err();
-        assert_fast(start);
         assert!(
-            matches!(err, BatchError::MalformedRecord(_)),
-            "{codec:?}: {err:?}"
+            matches!(&err, BatchError::MalformedRecord(m) if m.contains("key length 2147483647 exceeds")),
+            "{codec:?}: the key length must be checked against the bytes left before copying: {err:?}"
         );
     }
 }

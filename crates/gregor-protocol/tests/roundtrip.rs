@@ -60,13 +60,7 @@ fn input() -> impl Strategy<Value = Input> {
 }
 
 fn codec() -> impl Strategy<Value = Compression> {
-    prop::sample::select(vec![
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ])
+    prop::sample::select(Compression::ALL.to_vec())
 }
 
 proptest! {

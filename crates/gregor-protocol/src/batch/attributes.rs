@@ -17,6 +17,15 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec Kafka defines, in id order (for tests and tools that cover them all).
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     /// Kafka's codec id as stored in the attribute bits.
     pub fn id(self) -> u8 {
         match self {
