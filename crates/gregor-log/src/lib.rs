@@ -27,7 +27,7 @@ pub mod names;
 mod reader;
 mod segment;
 
-pub use cleaner::{CleanerProgress, CleanerStats, LogCleaner, OffsetMap};
+pub use cleaner::{CleanerProgress, CleanerStats, LogCleaner};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{LogError, Result};
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};

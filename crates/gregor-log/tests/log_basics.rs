@@ -154,3 +154,51 @@ fn path_for(dir: &std::path::Path, base: u64, ext: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     dir.join(format!("{base:020}.{ext}"))
 }
+
+/// A follower copies a leader's batches as they are: offsets, epochs and bytes preserved, the
+/// epoch cache follows the batches, and a batch below the log end is refused.
+#[test]
+fn follower_append_keeps_leader_offsets_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = Log::open(
+        dir.path().join("l-0"),
+        TopicPartition::new("l", 0),
+        small_config(),
+        LoadOptions::new(0),
+    )
+    .unwrap();
+    for (i, epoch) in [1, 1, 3].into_iter().enumerate() {
+        leader
+            .append_as_leader(&mut batch(2, 20, i as i64), epoch, 0)
+            .unwrap();
+    }
+    let copied = leader
+        .read(0, 1 << 20, None, true)
+        .unwrap()
+        .unwrap()
+        .read_to_vec()
+        .unwrap();
+    let follower = Log::open(
+        dir.path().join("f-0"),
+        TopicPartition::new("f", 0),
+        small_config(),
+        LoadOptions::new(0),
+    )
+    .unwrap();
+    let info = follower.append_as_follower(&copied).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 5));
+    assert_eq!(
+        follower
+            .read(0, 1 << 20, None, true)
+            .unwrap()
+            .unwrap()
+            .read_to_vec()
+            .unwrap(),
+        copied
+    );
+    assert_eq!(follower.end_offset_for_epoch(1), (1, 4));
+    assert_eq!(follower.latest_epoch(), Some(3));
+    let err = follower.append_as_follower(&copied).unwrap_err();
+    assert_eq!(err.error_code().name(), "INVALID_RECORD");
+    assert_eq!(follower.log_end_offset(), 6);
+}

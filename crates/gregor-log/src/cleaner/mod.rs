@@ -24,7 +24,7 @@ use crate::names::CLEANED_SUFFIX;
 use crate::reader::{BatchReader, Scan};
 use crate::segment::{IndexSettings, LogSegment};
 
-pub use offset_map::OffsetMap;
+use offset_map::OffsetMap;
 
 /// What one cleaning pass did.
 #[derive(Debug, Clone, Default, PartialEq)]

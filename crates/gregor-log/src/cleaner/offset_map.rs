@@ -1,10 +1,9 @@
 //! `OffsetMap`: key → latest offset over a log's dirty section.
 //!
-//! Keys are stored by a 128-bit hash (two independent 64-bit SipHash keys), as Kafka's
-//! `SkimpyOffsetMap` stores an MD5 digest: memory per key is fixed whatever the key size, and
-//! a collision (probability ~2^-128 per pair) could only make the cleaner keep an extra record,
-//! since a record is dropped only when a *later* offset exists for its hash... and two keys
-//! sharing a hash would need that exact coincidence.
+//! Keys are stored by a 128-bit digest (two SipHash-1-3 passes with fixed keys), as Kafka's
+//! `SkimpyOffsetMap` stores an MD5 digest: memory per key is fixed whatever the key size. The
+//! price is the same as Kafka's: if two keys ever shared a digest (about 2^-64 odds for a
+//! billion keys), the older record of one would be dropped as if superseded by the other.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -39,15 +38,5 @@ impl OffsetMap {
     /// The latest offset seen for `key`.
     pub fn get(&self, key: &[u8]) -> Option<i64> {
         self.map.get(&digest(key)).copied()
-    }
-
-    /// Number of distinct keys.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True if no key was added.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
