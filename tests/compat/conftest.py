@@ -64,10 +64,23 @@ class Broker:
             self.proc.wait()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "broker_overrides(*items): start the `broker` fixture with these `--override key=value` settings")
+
+
 @pytest.fixture
-def broker(gregor_binary, tmp_path):
-    """A running single-node broker; stopped (SIGTERM) after the test."""
-    b = Broker(gregor_binary, tmp_path / "data").start()
+def broker(gregor_binary, tmp_path, request):
+    """A running single-node broker; stopped (SIGTERM) after the test.
+
+    A test or module marked `@pytest.mark.broker_overrides("key=value", ...)` (module-wide through
+    `pytestmark`) gets a broker started with those `--override`s; the test's own marker comes last,
+    so it wins over the module's."""
+    overrides = []
+    for marker in reversed(list(request.node.iter_markers("broker_overrides"))):
+        overrides += marker.args
+    b = Broker(gregor_binary, tmp_path / "data", overrides).start()
     yield b
     if b.proc.poll() is None:
         b.stop()

@@ -92,6 +92,71 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 1,
         max: 4,
     },
+    ApiSupport {
+        key: ApiKey::FindCoordinator,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::JoinGroup,
+        min: 0,
+        max: 9,
+    },
+    ApiSupport {
+        key: ApiKey::SyncGroup,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::Heartbeat,
+        min: 0,
+        max: 4,
+    },
+    ApiSupport {
+        key: ApiKey::LeaveGroup,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::OffsetCommit,
+        min: 2,
+        max: 9,
+    },
+    ApiSupport {
+        key: ApiKey::OffsetFetch,
+        min: 1,
+        max: 9,
+    },
+    ApiSupport {
+        key: ApiKey::OffsetDelete,
+        min: 0,
+        max: 0,
+    },
+    ApiSupport {
+        key: ApiKey::ListGroups,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::DescribeGroups,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::DeleteGroups,
+        min: 0,
+        max: 2,
+    },
+    ApiSupport {
+        key: ApiKey::ConsumerGroupHeartbeat,
+        min: 0,
+        max: 1,
+    },
+    ApiSupport {
+        key: ApiKey::ConsumerGroupDescribe,
+        min: 0,
+        max: 1,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

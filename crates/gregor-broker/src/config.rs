@@ -35,6 +35,7 @@
 //! assert_eq!(err.key(), Some("node.id"));
 //! ```
 
+mod group;
 mod listener;
 mod properties;
 
@@ -44,6 +45,7 @@ use std::path::PathBuf;
 use gregor_log::{CleanupPolicy, LogConfig};
 use gregor_protocol::batch::TimestampType;
 
+pub use group::GroupConfig;
 pub use listener::Listener;
 
 /// Why a configuration was refused. Every variant names the key, so the user can find the
@@ -137,7 +139,6 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "log.message.timestamp.type",
     "message.max.bytes",
     "socket.request.max.bytes",
-    "offsets.topic.num.partitions",
     "log.retention.check.interval.ms",
     "num.network.threads",
     "num.io.threads",
@@ -239,8 +240,8 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes` (104857600): largest request frame; bigger closes the
     /// connection.
     pub socket_request_max_bytes: usize,
-    /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets`.
-    pub offsets_topic_num_partitions: i32,
+    /// The group coordinator's `group.*` and `offsets.*` keys.
+    pub group: GroupConfig,
     /// `log.retention.check.interval.ms` (300000): how often retention runs.
     pub log_retention_check_interval_ms: i64,
     /// `num.network.threads` (3): accepted for compatibility only; the tokio runtime sizes
@@ -290,7 +291,7 @@ impl Default for BrokerConfig {
             log_message_timestamp_type: TimestampType::CreateTime,
             message_max_bytes: 1024 * 1024 + 12,
             socket_request_max_bytes: 100 * 1024 * 1024,
-            offsets_topic_num_partitions: 50,
+            group: GroupConfig::default(),
             log_retention_check_interval_ms: 300_000,
             num_network_threads: 3,
             num_io_threads: 8,
@@ -401,7 +402,9 @@ impl BrokerConfig {
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string())),
         );
         for (key, value) in all {
-            if BROKER_CONFIG_KEYS.contains(&key.as_str()) {
+            if BROKER_CONFIG_KEYS.contains(&key.as_str())
+                || group::GROUP_CONFIG_KEYS.contains(&key.as_str())
+            {
                 known.insert(key, value);
             } else if !ignored.contains(&key) {
                 ignored.push(key);
@@ -500,7 +503,7 @@ impl BrokerConfig {
             message_max_bytes: p.size("message.max.bytes", 1024 * 1024 + 12, 0)? as usize,
             socket_request_max_bytes: p.size("socket.request.max.bytes", 100 * 1024 * 1024, 1)?
                 as usize,
-            offsets_topic_num_partitions: p.int("offsets.topic.num.partitions", 50, 1)?,
+            group: GroupConfig::parse(&p)?,
             log_retention_check_interval_ms: p.long(
                 "log.retention.check.interval.ms",
                 300_000,

@@ -7,12 +7,15 @@
 //! - `server`: listeners, connections and framing (size-prefixed requests, bounded by
 //!   `socket.request.max.bytes`), answered in order per connection.
 //! - `handlers`: one module per Kafka API, turning a decoded request into a response.
+//! - `group`: the GroupCoordinator (classic and KIP-848 consumer groups, committed offsets in
+//!   `__consumer_offsets`).
 //!
 //! The storage engine is `gregor-log`; this crate holds no file format knowledge.
 
 mod api;
 pub mod config;
 mod error;
+mod group;
 mod handlers;
 mod ids;
 mod meta_properties;

@@ -24,14 +24,19 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use gregor_log::LogManager;
+use gregor_protocol::ErrorCode;
 
 use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::group::GroupCoordinator;
+use crate::group::classic::Reply;
 use crate::handlers::{
-    api_versions, configs, create_partitions, create_topics, delete_records, delete_topics,
-    describe_cluster, describe_log_dirs, fetch, list_offsets, metadata, offset_for_leader_epoch,
-    produce, unsupported,
+    ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
+    create_partitions, create_topics, delete_groups, delete_records, delete_topics,
+    describe_cluster, describe_groups, describe_log_dirs, fetch, find_coordinator, heartbeat,
+    join_group, leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
+    offset_fetch, offset_for_leader_epoch, produce, sync_group, unsupported,
 };
 use crate::meta_properties;
 use crate::topics::TopicRegistry;
@@ -50,7 +55,9 @@ struct Broker {
     cluster_id: String,
     /// Every partition's log; closed cleanly on shutdown.
     logs: Arc<LogManager>,
-    topics: TopicRegistry,
+    topics: Arc<TopicRegistry>,
+    /// Consumer groups and committed offsets.
+    groups: GroupCoordinator,
     /// Woken on every append, for fetches waiting for data (long poll), and at shutdown.
     appended: tokio::sync::Notify,
     /// Shutdown has begun: long polls answer with what they have instead of waiting.
@@ -114,11 +121,26 @@ impl RunningBroker {
         let logs = Arc::new(logs);
         let topics = TopicRegistry::load(Arc::clone(&logs), config.default_log_config())
             .map_err(|e| BrokerError::Topics(e.to_string()))?;
+        let topics = Arc::new(topics);
+        let groups =
+            GroupCoordinator::new(config.group.clone(), Arc::clone(&logs), Arc::clone(&topics));
+        let groups = tokio::task::spawn_blocking(move || {
+            let loaded = groups.load(now_ms())?;
+            tracing::info!(
+                groups = loaded,
+                "group coordinator loaded __consumer_offsets"
+            );
+            Ok::<_, crate::group::store::StoreError>(groups)
+        })
+        .await
+        .expect("group loading does not panic")
+        .map_err(|e| BrokerError::Topics(e.to_string()))?;
         let broker = Arc::new(Broker {
             config: config.clone(),
             cluster_id,
             logs,
             topics,
+            groups,
             appended: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
         });
@@ -165,6 +187,7 @@ impl RunningBroker {
         }
         let interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1) as u64);
         acceptors.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
+        acceptors.spawn(group_ticks(Arc::clone(&broker), stop_rx.clone()));
         Ok(RunningBroker {
             addrs,
             stop,
@@ -185,6 +208,7 @@ impl RunningBroker {
         let _ = self.stop.send(true);
         self.broker.stopping.store(true, Ordering::Release);
         self.broker.appended.notify_waiters();
+        self.broker.groups.shutdown();
         while self.acceptors.join_next().await.is_some() {}
         let logs = Arc::clone(&self.broker.logs);
         tokio::task::spawn_blocking(move || logs.shutdown(now_ms()))
@@ -219,6 +243,23 @@ async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::
             Err(e) => tracing::error!(error = %e, "log housekeeping panicked"),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+/// How often group deadlines (sessions, rebalance timeouts, delays) are checked: their
+/// resolution, a small fraction of the shortest session timeout Kafka allows.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
+/// Drives the group coordinator's deadlines.
+async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(GROUP_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        blocking(&broker, |b| b.groups.tick(now_ms())).await;
     }
 }
 
@@ -263,7 +304,7 @@ async fn serve(
         };
         let result = match frame {
             Ok(None) => return,
-            Ok(Some(frame)) => handle(&broker, &advertised, frame).await,
+            Ok(Some(frame)) => handle(&broker, &advertised, peer, frame).await,
             Err(e) => Err(e),
         };
         let response = match result {
@@ -304,6 +345,7 @@ async fn read_frame(
 async fn handle(
     broker: &Arc<Broker>,
     advertised: &Advertised,
+    peer: SocketAddr,
     mut frame: Bytes,
 ) -> Result<Option<BytesMut>, ConnectionError> {
     if frame.len() < 8 {
@@ -320,8 +362,16 @@ async fn handle(
     if !supported && !decodable(key, version) {
         return Err(ConnectionError::UnsupportedApi(key, version));
     }
-    decode_request_header_from_buffer(&mut frame)
+    let header = decode_request_header_from_buffer(&mut frame)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+    let client = ClientInfo {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: format!("/{}", peer.ip()),
+    };
     let request = RequestKind::decode(key, &mut frame, version)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
     if !supported {
@@ -404,10 +454,103 @@ async fn handle(
             })
             .await,
         ),
+        RequestKind::FindCoordinator(r) => {
+            let advertised = advertised.clone();
+            ResponseKind::FindCoordinator(
+                blocking(broker, move |b| {
+                    let view = cluster_view(b, &advertised);
+                    find_coordinator::handle(&r, version, &view, &b.groups, now_ms())
+                })
+                .await,
+            )
+        }
+        RequestKind::JoinGroup(r) => {
+            let reply = blocking(broker, move |b| {
+                join_group::start(&r, version, &client, &b.groups, now_ms())
+            })
+            .await;
+            let result = parked(reply, |member| {
+                crate::group::classic::JoinResult::error(ErrorCode::NOT_COORDINATOR, member)
+            })
+            .await;
+            ResponseKind::JoinGroup(join_group::respond(result, version))
+        }
+        RequestKind::SyncGroup(r) => {
+            let reply = blocking(broker, move |b| sync_group::start(&r, &b.groups, now_ms())).await;
+            let result = parked(reply, |_| {
+                crate::group::classic::SyncResult::error(ErrorCode::NOT_COORDINATOR)
+            })
+            .await;
+            ResponseKind::SyncGroup(sync_group::respond(result, version))
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(
+            blocking(broker, move |b| heartbeat::handle(&r, &b.groups, now_ms())).await,
+        ),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(
+            blocking(broker, move |b| {
+                leave_group::handle(&r, version, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            blocking(broker, move |b| {
+                offset_commit::handle(&r, version, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(
+            blocking(broker, move |b| {
+                offset_fetch::handle(&r, version, &b.groups)
+            })
+            .await,
+        ),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(
+            blocking(broker, move |b| {
+                offset_delete::handle(&r, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(
+            blocking(broker, move |b| list_groups::handle(&r, version, &b.groups)).await,
+        ),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(
+            blocking(broker, move |b| {
+                describe_groups::handle(&r, version, &b.groups)
+            })
+            .await,
+        ),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(
+            blocking(broker, move |b| {
+                delete_groups::handle(&r, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            blocking(broker, move |b| {
+                consumer_group_heartbeat::handle(&r, &client, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            blocking(broker, move |b| {
+                consumer_group_describe::handle(&r, version, &b.groups, &b.topics)
+            })
+            .await,
+        ),
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),
     };
     encode(correlation_id, key, version, &response).map(Some)
+}
+
+/// Waits for a parked JoinGroup/SyncGroup answer. The coordinator answers every parked
+/// request (at the latest when the rebalance times out or the broker stops); if it dropped
+/// one, the client is told to find the coordinator again.
+async fn parked<T>(reply: Reply<T>, lost: impl FnOnce(&str) -> T) -> T {
+    match reply {
+        Reply::Now(result) => result,
+        Reply::Later(rx) => rx.await.unwrap_or_else(|_| lost("")),
+    }
 }
 
 /// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's

@@ -114,7 +114,139 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+        key if is_group_api(key) => group_request(key, version),
         other => panic!("add a sample request for {other:?}"),
+    }
+}
+
+fn is_group_api(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::FindCoordinator
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::OffsetDelete
+            | ApiKey::ListGroups
+            | ApiKey::DescribeGroups
+            | ApiKey::DeleteGroups
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ConsumerGroupDescribe
+    )
+}
+
+fn group(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Group requests that reach the interesting answers: a static JoinGroup completes at once
+/// (its leader response lists members with instance ids), an admin OffsetCommit stores an
+/// offset that OffsetFetch returns with its leader epoch, a KIP-848 join gets an assignment.
+fn group_request(key: ApiKey, version: i16) -> RequestKind {
+    match key {
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(if version >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![text("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(text("g"))
+        }),
+        ApiKey::JoinGroup => {
+            let join = JoinGroupRequest::default()
+                .with_group_id(group(&format!("j{version}")))
+                .with_session_timeout_ms(10_000)
+                .with_protocol_type(text("consumer"))
+                .with_protocols(vec![
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(text("range"))
+                        .with_metadata(Bytes::from_static(b"\0\x01\0\0\0\0")),
+                ]);
+            let join = if version >= 1 {
+                join.with_rebalance_timeout_ms(10_000)
+            } else {
+                join
+            };
+            RequestKind::JoinGroup(if version >= 5 {
+                join.with_group_instance_id(Some(text("instance")))
+            } else {
+                join
+            })
+        }
+        ApiKey::SyncGroup => RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group("j9"))
+                .with_member_id(text("unknown")),
+        ),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group("j9"))
+                .with_member_id(text("unknown")),
+        ),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(if version >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group("j9"))
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(text("unknown")),
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group("j9"))
+                .with_member_id(text("unknown"))
+        }),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group("c"))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(name("t"))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1)
+                                .with_committed_metadata(Some(text("m"))),
+                        ]),
+                ]),
+        ),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(if version >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group("c")),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(group("c"))
+                .with_topics((version >= 2).then(Vec::new))
+        }),
+        ApiKey::OffsetDelete => {
+            RequestKind::OffsetDelete(OffsetDeleteRequest::default().with_group_id(group("nope")))
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![
+                group("c"),
+                group("j9"),
+                group("none"),
+            ]))
+        }
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![group("none")]),
+        ),
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group(&format!("k{version}")))
+                .with_member_id(text(&format!("member-{version}")))
+                .with_rebalance_timeout_ms(10_000)
+                .with_subscribed_topic_names(Some(vec![name("t")])),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("k0"), group("c")]),
+        ),
+        other => unreachable!("{other:?} is not a group API"),
     }
 }
 

@@ -41,7 +41,7 @@ fn defaults_are_gregors_single_node_cluster_and_kafkas_values() {
     assert_eq!(config.log_roll_ms, 604_800_000);
     assert_eq!(config.message_max_bytes, 1_048_588);
     assert_eq!(config.socket_request_max_bytes, 104_857_600);
-    assert_eq!(config.offsets_topic_num_partitions, 50);
+    assert_eq!(config.group.offsets_topic_num_partitions, 50);
     assert_eq!(config.log_retention_check_interval_ms, 300_000);
     assert_eq!(config.log_flush_interval_messages, 1);
     assert_eq!(config.log_flush_interval_ms, i64::MAX);
@@ -181,7 +181,7 @@ fn other_keys_parse() {
     assert_eq!(config.default_replication_factor, 2);
     assert!(!config.auto_create_topics_enable);
     assert_eq!(config.socket_request_max_bytes, 1024);
-    assert_eq!(config.offsets_topic_num_partitions, 5);
+    assert_eq!(config.group.offsets_topic_num_partitions, 5);
     assert_eq!(config.log_retention_check_interval_ms, 10);
     assert_eq!((config.num_network_threads, config.num_io_threads), (1, 2));
     assert_eq!(

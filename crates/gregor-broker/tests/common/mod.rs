@@ -12,10 +12,11 @@ use gregor_broker::config::BrokerConfig;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-/// A single-node broker on 127.0.0.1 with a free port and its data in `dir`.
+/// A single-node broker on 127.0.0.1 with a free port and its data in `dir`; a group's first
+/// rebalance does not wait for more members (`group.initial.rebalance.delay.ms=0`).
 pub async fn start(dir: &std::path::Path) -> RunningBroker {
     let props = format!(
-        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n",
+        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\ngroup.initial.rebalance.delay.ms=0\n",
         dir.display()
     );
     let (config, _) = BrokerConfig::from_properties(&props, &[]).unwrap();

@@ -1,0 +1,877 @@
+//! The `GroupCoordinator`: consumer groups (classic and KIP-848) and their committed offsets.
+//!
+//! Every group lives in one partition of `__consumer_offsets` (by Kafka's hash of its id);
+//! the coordinator keeps groups in memory and writes every change that must survive a restart
+//! (group metadata, member assignments, offsets) to that partition before answering. On start
+//! it replays the partitions to rebuild the groups. On this single node it leads every
+//! partition; with a cluster, coordination of a partition will move with its leadership.
+//!
+//! Each group has its own lock, held across the write of its records, so one group's changes
+//! reach the log in the order they were made while other groups proceed in parallel. All
+//! methods do file I/O or may, so the broker calls them from blocking threads. Deadlines
+//! (sessions, rebalance timeouts, offsets retention) are driven by [`GroupCoordinator::tick`].
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+mod consumer_protocol;
+pub mod records;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use gregor_log::LogManager;
+use gregor_protocol::ErrorCode;
+use parking_lot::Mutex;
+
+use crate::config::GroupConfig;
+use crate::topics::TopicRegistry;
+use classic::{
+    ClassicGroup, ClassicLimits, ClassicState, JoinRequest, JoinResult, Reply, SyncOutcome,
+    SyncRequest, SyncResult,
+};
+use consumer::{ConsumerGroup, ConsumerLimits, HeartbeatRequest, HeartbeatResult, TopicView};
+use records::{CoordinatorRecord, OffsetCommitValue};
+use store::{OFFSETS_TOPIC, OffsetsTopic};
+
+/// A committed offset, as OffsetFetch returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedOffset {
+    /// The next offset to consume.
+    pub offset: i64,
+    /// The leader epoch of the record before it, or -1.
+    pub leader_epoch: i32,
+    /// The client's metadata string.
+    pub metadata: String,
+    /// When it was committed.
+    pub commit_timestamp: i64,
+    /// Explicit expiry (OffsetCommit v1 only), or -1.
+    pub expire_timestamp: i64,
+}
+
+impl CommittedOffset {
+    fn from_value(v: &OffsetCommitValue) -> CommittedOffset {
+        CommittedOffset {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata.clone(),
+            commit_timestamp: v.commit_timestamp,
+            expire_timestamp: v.expire_timestamp,
+        }
+    }
+
+    fn to_value(&self) -> OffsetCommitValue {
+        OffsetCommitValue {
+            offset: self.offset,
+            leader_epoch: self.leader_epoch,
+            metadata: self.metadata.clone(),
+            commit_timestamp: self.commit_timestamp,
+            expire_timestamp: self.expire_timestamp,
+        }
+    }
+}
+
+/// Which protocol a group speaks.
+#[derive(Debug)]
+pub enum GroupKind {
+    /// JoinGroup/SyncGroup (also groups that only hold offsets).
+    Classic(ClassicGroup),
+    /// KIP-848 ConsumerGroupHeartbeat.
+    Consumer(ConsumerGroup),
+}
+
+/// A group and its offsets.
+#[derive(Debug)]
+pub struct Group {
+    /// The group id.
+    pub id: String,
+    /// Its protocol and membership.
+    pub kind: GroupKind,
+    /// Committed offsets by (topic, partition).
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Deleted (DeleteGroups, or expired): the map entry is about to go.
+    dead: bool,
+}
+
+impl Group {
+    fn new(id: &str, now: i64) -> Group {
+        Group {
+            id: id.to_string(),
+            kind: GroupKind::Classic(ClassicGroup::new(now)),
+            offsets: BTreeMap::new(),
+            dead: false,
+        }
+    }
+
+    /// Kafka's state name (ListGroups, DescribeGroups).
+    pub fn state_name(&self) -> &'static str {
+        match &self.kind {
+            GroupKind::Classic(g) => g.state().name(),
+            GroupKind::Consumer(g) => g.state_name(),
+        }
+    }
+
+    /// "classic" or "consumer" (ListGroups v5's group type).
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            GroupKind::Classic(_) => "classic",
+            GroupKind::Consumer(_) => "consumer",
+        }
+    }
+
+    /// The protocol type ListGroups reports: the classic group's (empty for offsets-only
+    /// groups), "consumer" for KIP-848 groups.
+    pub fn protocol_type(&self) -> String {
+        match &self.kind {
+            GroupKind::Classic(g) => g.protocol_type.clone().unwrap_or_default(),
+            GroupKind::Consumer(_) => "consumer".to_string(),
+        }
+    }
+
+    /// Whether the group has no members.
+    pub fn is_empty(&self) -> bool {
+        match &self.kind {
+            GroupKind::Classic(g) => g.is_empty(),
+            GroupKind::Consumer(g) => g.members.is_empty(),
+        }
+    }
+}
+
+/// A partition and its commit, if any (OffsetFetch).
+pub type FetchedOffset = ((String, i32), Option<CommittedOffset>);
+
+/// One partition's answer in an OffsetCommit.
+pub type PartitionResult = ((String, i32), ErrorCode);
+
+/// An offset to commit: topic, partition, offset, leader epoch, metadata.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, or -1.
+    pub leader_epoch: i32,
+    /// Client metadata (`None` is stored as empty, as Kafka does).
+    pub metadata: Option<String>,
+}
+
+/// Who is committing: the member and its generation (classic) or epoch (consumer), or
+/// `generation < 0` and no member for an admin/simple-consumer commit.
+#[derive(Debug, Clone, Default)]
+pub struct Committer {
+    /// Member id, or empty.
+    pub member_id: String,
+    /// `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// Generation (classic) or member epoch (consumer); -1 for none.
+    pub generation: i32,
+}
+
+/// The coordinator for every group.
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    store: OffsetsTopic,
+    topics: Arc<TopicRegistry>,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    next_expiry_check: Mutex<i64>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator that keeps its state in `__consumer_offsets`; call [`Self::load`]
+    /// before serving.
+    pub fn new(config: GroupConfig, logs: Arc<LogManager>, topics: Arc<TopicRegistry>) -> Self {
+        let store = OffsetsTopic::new(
+            logs,
+            Arc::clone(&topics),
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_segment_bytes,
+        );
+        GroupCoordinator {
+            config,
+            store,
+            topics,
+            groups: Mutex::new(HashMap::new()),
+            next_expiry_check: Mutex::new(0),
+        }
+    }
+
+    fn classic_limits(&self) -> ClassicLimits {
+        ClassicLimits {
+            initial_rebalance_delay_ms: self.config.initial_rebalance_delay_ms,
+            max_size: self.config.max_size,
+        }
+    }
+
+    fn consumer_limits(&self) -> ConsumerLimits {
+        ConsumerLimits {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            max_size: self.config.consumer_max_size,
+            assignors: self.config.consumer_assignors.clone(),
+        }
+    }
+
+    /// The heartbeat interval KIP-848 members are told to use.
+    pub fn consumer_heartbeat_interval_ms(&self) -> i32 {
+        self.config.consumer_heartbeat_interval_ms
+    }
+
+    /// Rebuilds every group from `__consumer_offsets`: the latest record per key wins, a
+    /// tombstone removes.
+    pub fn load(&self, now: i64) -> Result<usize, store::StoreError> {
+        if self.topics.get(OFFSETS_TOPIC).is_none() {
+            return Ok(0);
+        }
+        let limits = self.consumer_limits();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for partition in 0..self.store.partitions() {
+            self.store.replay(partition, |record| {
+                let group = groups
+                    .entry(record.group().to_string())
+                    .or_insert_with(|| Group::new(record.group(), now));
+                group.dead = false;
+                match record {
+                    CoordinatorRecord::OffsetCommit {
+                        topic,
+                        partition,
+                        value,
+                        ..
+                    } => match value {
+                        Some(v) => {
+                            group
+                                .offsets
+                                .insert((topic, partition), CommittedOffset::from_value(&v));
+                        }
+                        None => {
+                            group.offsets.remove(&(topic, partition));
+                        }
+                    },
+                    CoordinatorRecord::GroupMetadata { value, .. } => match value {
+                        Some(v) => {
+                            group.kind = GroupKind::Classic(ClassicGroup::from_record(&v, now))
+                        }
+                        None => {
+                            group.kind = GroupKind::Classic(ClassicGroup::new(now));
+                            group.dead = true;
+                        }
+                    },
+                    CoordinatorRecord::ConsumerGroupMetadata { epoch: None, .. } => {
+                        group.kind = GroupKind::Classic(ClassicGroup::new(now));
+                        group.dead = true;
+                    }
+                    other => {
+                        if !matches!(group.kind, GroupKind::Consumer(_)) {
+                            group.kind = GroupKind::Consumer(ConsumerGroup::new(now));
+                        }
+                        if let GroupKind::Consumer(g) = &mut group.kind {
+                            g.replay(&other, now, &limits);
+                        }
+                    }
+                }
+            })?;
+        }
+        let mut loaded = self.groups.lock();
+        for (id, mut group) in groups {
+            if let GroupKind::Consumer(g) = &mut group.kind {
+                g.finish_load();
+            }
+            if group.dead && group.offsets.is_empty() {
+                continue;
+            }
+            group.dead = false;
+            loaded.insert(id, Arc::new(Mutex::new(group)));
+        }
+        Ok(loaded.len())
+    }
+
+    /// FindCoordinator for a group: creates `__consumer_offsets` on first use, as Kafka does.
+    pub fn find_coordinator(&self, group: &str, now: i64) -> Result<(), ErrorCode> {
+        let _ = group;
+        self.store.ensure_created(now).map_err(|e| {
+            tracing::warn!(error = %e, "group coordinator unavailable");
+            e.error_code()
+        })
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.groups.lock().get(id).cloned()
+    }
+
+    fn get_or_create(&self, id: &str, now: i64) -> Arc<Mutex<Group>> {
+        Arc::clone(
+            self.groups
+                .lock()
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, now)))),
+        )
+    }
+
+    /// Writes `records` for `group` (whose lock the caller holds).
+    fn persist(
+        &self,
+        group: &str,
+        records: &[CoordinatorRecord],
+        now: i64,
+    ) -> Result<(), ErrorCode> {
+        self.store
+            .append(self.store.partition_for(group), records, now)
+            .map_err(|e| {
+                tracing::warn!(group, error = %e, "writing group state failed");
+                e.error_code()
+            })
+    }
+
+    /// Writes the classic group's metadata record (after the group became Empty).
+    fn persist_classic(&self, group: &Group, now: i64) {
+        if let GroupKind::Classic(g) = &group.kind {
+            let record = CoordinatorRecord::GroupMetadata {
+                group: group.id.clone(),
+                value: Some(g.to_record()),
+            };
+            let _ = self.persist(&group.id, &[record], now);
+        }
+    }
+
+    /// JoinGroup.
+    pub fn join_group(&self, group_id: &str, request: JoinRequest, now: i64) -> Reply<JoinResult> {
+        let refuse = |error| Reply::Now(JoinResult::error(error, &request.member_id));
+        if group_id.is_empty() {
+            return refuse(ErrorCode::INVALID_GROUP_ID);
+        }
+        if request.session_timeout_ms < self.config.min_session_timeout_ms
+            || request.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return refuse(ErrorCode::INVALID_SESSION_TIMEOUT);
+        }
+        if self.store.ensure_created(now).is_err() {
+            return refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        let group = self.get_or_create(group_id, now);
+        let mut group = group.lock();
+        if let GroupKind::Consumer(g) = &group.kind {
+            if !g.members.is_empty() {
+                return refuse(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            group.kind = GroupKind::Classic(ClassicGroup::new(now));
+        }
+        let GroupKind::Classic(g) = &mut group.kind else {
+            unreachable!("converted above")
+        };
+        g.join(request, self.classic_limits(), now)
+    }
+
+    /// SyncGroup: the leader's assignment is written before anyone receives it.
+    pub fn sync_group(&self, group_id: &str, request: SyncRequest, now: i64) -> Reply<SyncResult> {
+        let Some(group) = self.get(group_id) else {
+            return Reply::Now(SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID));
+        };
+        let mut group = group.lock();
+        let id = group.id.clone();
+        let GroupKind::Classic(g) = &mut group.kind else {
+            return Reply::Now(SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID));
+        };
+        match g.sync(request, now) {
+            SyncOutcome::Reply(reply) => reply,
+            SyncOutcome::Persist(value, rx) => {
+                let record = CoordinatorRecord::GroupMetadata {
+                    group: id.clone(),
+                    value: Some(value),
+                };
+                let error = match self.persist(&id, &[record], now) {
+                    Ok(()) => ErrorCode::NONE,
+                    Err(e) => e,
+                };
+                g.finish_sync(error, self.classic_limits(), now);
+                Reply::Later(rx)
+            }
+        }
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: i64,
+    ) -> ErrorCode {
+        let Some(group) = self.get(group_id) else {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        };
+        let mut group = group.lock();
+        match &mut group.kind {
+            GroupKind::Classic(g) => g.heartbeat(member_id, instance_id, generation, now),
+            GroupKind::Consumer(_) => ErrorCode::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup: one result per member, in order.
+    pub fn leave_group(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now: i64,
+    ) -> Vec<ErrorCode> {
+        let Some(group) = self.get(group_id) else {
+            return vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()];
+        };
+        let mut group = group.lock();
+        let limits = self.classic_limits();
+        let mut became_empty = false;
+        let results = match &mut group.kind {
+            GroupKind::Classic(g) => members
+                .iter()
+                .map(
+                    |(member, instance)| match g.leave(member, instance.as_deref(), limits, now) {
+                        Ok(empty) => {
+                            became_empty |= empty;
+                            ErrorCode::NONE
+                        }
+                        Err(e) => e,
+                    },
+                )
+                .collect(),
+            GroupKind::Consumer(_) => vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()],
+        };
+        if became_empty {
+            self.persist_classic(&group, now);
+        }
+        results
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: HeartbeatRequest,
+        now: i64,
+    ) -> HeartbeatResult {
+        let (member_id, member_epoch) = (request.member_id.clone(), request.member_epoch);
+        let refuse = |error: ErrorCode, message: &str| HeartbeatResult {
+            error,
+            message: Some(message.to_string()),
+            member_id: member_id.clone(),
+            member_epoch,
+            assignment: None,
+        };
+        if group_id.is_empty() {
+            return refuse(ErrorCode::INVALID_GROUP_ID, "the group id is empty");
+        }
+        if !self.config.consumer_protocol_enabled {
+            return refuse(
+                ErrorCode::UNSUPPORTED_VERSION,
+                "the consumer group protocol is disabled (group.coordinator.rebalance.protocols)",
+            );
+        }
+        if self.store.ensure_created(now).is_err() {
+            return refuse(
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                "offsets topic unavailable",
+            );
+        }
+        let group = self.get_or_create(group_id, now);
+        let mut group = group.lock();
+        if let GroupKind::Classic(g) = &group.kind {
+            if !g.is_empty() {
+                return refuse(
+                    ErrorCode::GROUP_ID_NOT_FOUND,
+                    "the group is a classic group with members; it cannot take consumer-protocol members",
+                );
+            }
+            group.kind = GroupKind::Consumer(ConsumerGroup::new(now));
+        }
+        let view = self.topic_view();
+        let limits = self.consumer_limits();
+        let id = group.id.clone();
+        let GroupKind::Consumer(g) = &mut group.kind else {
+            unreachable!("converted above")
+        };
+        let (result, records) = g.heartbeat(&id, request, &view, &limits, now);
+        match self.persist(&id, &records, now) {
+            Ok(()) => result,
+            Err(e) => refuse(e, "writing the group state failed"),
+        }
+    }
+
+    /// Every non-internal topic by name, with its id and partition count.
+    fn topic_view(&self) -> TopicView {
+        self.topics
+            .all()
+            .into_iter()
+            .filter(|t| t.name != OFFSETS_TOPIC)
+            .map(|t| (t.name, (t.id, t.partitions)))
+            .collect()
+    }
+
+    /// OffsetCommit: per-partition errors, or a group-level error that applies to all.
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        offsets: Vec<OffsetToCommit>,
+        now: i64,
+    ) -> Result<Vec<PartitionResult>, ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::INVALID_GROUP_ID);
+        }
+        let group = match self.get(group_id) {
+            Some(g) => g,
+            None if committer.generation < 0 && committer.member_id.is_empty() => {
+                self.get_or_create(group_id, now)
+            }
+            None => return Err(ErrorCode::ILLEGAL_GENERATION),
+        };
+        let mut group = group.lock();
+        if group.dead {
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        check_committer(&group, committer, now)?;
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let key = (o.topic.clone(), o.partition);
+            let known = self
+                .topics
+                .get(&o.topic)
+                .is_some_and(|t| (0..t.partitions).contains(&o.partition));
+            let metadata = o.metadata.unwrap_or_default();
+            let error = if !known {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                ErrorCode::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let committed = CommittedOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                    expire_timestamp: -1,
+                };
+                records.push(CoordinatorRecord::OffsetCommit {
+                    group: group.id.clone(),
+                    topic: o.topic,
+                    partition: o.partition,
+                    value: Some(committed.to_value()),
+                });
+                accepted.push((key.clone(), committed));
+                ErrorCode::NONE
+            };
+            results.push((key, error));
+        }
+        if let Err(e) = self.persist(&group.id, &records, now) {
+            for (key, error) in &mut results {
+                if accepted.iter().any(|(k, _)| k == key) {
+                    *error = e;
+                }
+            }
+            return Ok(results);
+        }
+        group.offsets.extend(accepted);
+        Ok(results)
+    }
+
+    /// OffsetFetch for one group: `topics` `None` means every committed partition. With a
+    /// member (OffsetFetch v9, consumer groups), its epoch is checked first.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        member: Option<(&str, i32)>,
+    ) -> Result<Vec<FetchedOffset>, ErrorCode> {
+        let group = self.get(group_id);
+        let group = group.as_ref().map(|g| g.lock());
+        if let (Some(group), Some((member_id, epoch))) = (&group, member)
+            && let GroupKind::Consumer(g) = &group.kind
+        {
+            g.check_epoch(member_id, epoch)?;
+        }
+        let offsets = group.as_ref().map(|g| &g.offsets);
+        Ok(match topics {
+            None => offsets
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions.into_iter().map(move |p| (topic.clone(), p))
+                })
+                .map(|key| {
+                    let committed = offsets.and_then(|o| o.get(&key)).cloned();
+                    (key, committed)
+                })
+                .collect(),
+        })
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions the group does not consume.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+        now: i64,
+    ) -> Result<Vec<PartitionResult>, ErrorCode> {
+        let Some(group) = self.get(group_id) else {
+            return Err(ErrorCode::GROUP_ID_NOT_FOUND);
+        };
+        let mut group = group.lock();
+        if group.dead {
+            return Err(ErrorCode::GROUP_ID_NOT_FOUND);
+        }
+        let subscribed: Vec<String> = match &group.kind {
+            GroupKind::Classic(g) if g.state() == ClassicState::Empty => Vec::new(),
+            GroupKind::Classic(g) => match g.subscribed_topics() {
+                Some(topics) => topics,
+                None => return Err(ErrorCode::NON_EMPTY_GROUP),
+            },
+            GroupKind::Consumer(g) => g.subscribed_topic_names(&self.topic_view()),
+        };
+        let mut records = Vec::new();
+        let results: Vec<PartitionResult> = partitions
+            .into_iter()
+            .map(|(topic, partition)| {
+                let error = if subscribed.contains(&topic) {
+                    ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
+                } else {
+                    if group.offsets.contains_key(&(topic.clone(), partition)) {
+                        records.push(CoordinatorRecord::OffsetCommit {
+                            group: group.id.clone(),
+                            topic: topic.clone(),
+                            partition,
+                            value: None,
+                        });
+                    }
+                    ErrorCode::NONE
+                };
+                ((topic, partition), error)
+            })
+            .collect();
+        self.persist(&group.id, &records, now)?;
+        for r in &records {
+            if let CoordinatorRecord::OffsetCommit {
+                topic, partition, ..
+            } = r
+            {
+                group.offsets.remove(&(topic.clone(), *partition));
+            }
+        }
+        Ok(results)
+    }
+
+    /// DeleteGroups for one group: only an empty group can go; its metadata and offsets get
+    /// tombstones.
+    pub fn delete_group(&self, group_id: &str, now: i64) -> ErrorCode {
+        let Some(group) = self.get(group_id) else {
+            return ErrorCode::GROUP_ID_NOT_FOUND;
+        };
+        let mut group = group.lock();
+        if group.dead {
+            return ErrorCode::GROUP_ID_NOT_FOUND;
+        }
+        if !group.is_empty() {
+            return ErrorCode::NON_EMPTY_GROUP;
+        }
+        if let Err(e) = self.persist(&group.id, &group_tombstones(&group), now) {
+            return e;
+        }
+        self.remove(&mut group, now);
+        ErrorCode::NONE
+    }
+
+    fn remove(&self, group: &mut Group, now: i64) {
+        group.dead = true;
+        if let GroupKind::Classic(g) = &mut group.kind {
+            g.mark_dead(now);
+        }
+        self.groups.lock().remove(&group.id);
+    }
+
+    /// Runs `f` on a group (for the describe and list APIs).
+    pub fn with_group<T>(&self, group_id: &str, f: impl FnOnce(Option<&Group>) -> T) -> T {
+        match self.get(group_id) {
+            Some(group) => {
+                let group = group.lock();
+                f((!group.dead).then_some(&*group))
+            }
+            None => f(None),
+        }
+    }
+
+    /// Runs `f` on every group.
+    pub fn for_each_group(&self, mut f: impl FnMut(&Group)) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
+        for group in groups {
+            let group = group.lock();
+            if !group.dead {
+                f(&group);
+            }
+        }
+    }
+
+    /// Acts on deadlines in every group, and expires old offsets every
+    /// `offsets.retention.check.interval.ms`.
+    pub fn tick(&self, now: i64) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
+        let classic = self.classic_limits();
+        let consumer = self.consumer_limits();
+        let view = self.topic_view();
+        let expire = {
+            let mut next = self.next_expiry_check.lock();
+            let due = now >= *next;
+            if due {
+                *next = now + self.config.offsets_retention_check_interval_ms;
+            }
+            due
+        };
+        for group in groups {
+            let mut group = group.lock();
+            if group.dead {
+                continue;
+            }
+            let id = group.id.clone();
+            match &mut group.kind {
+                GroupKind::Classic(g) => {
+                    if g.tick(classic, now) {
+                        self.persist_classic(&group, now);
+                    }
+                }
+                GroupKind::Consumer(g) => {
+                    let records = g.tick(&id, &view, &consumer, now);
+                    let _ = self.persist(&id, &records, now);
+                }
+            }
+            if expire {
+                self.expire_offsets(&mut group, now);
+            }
+        }
+    }
+
+    /// Kafka's offsets retention (KIP-211): an empty group's offsets go once the group has
+    /// been empty for `offsets.retention.minutes` (a group that never had members counts from
+    /// each commit); a group left with nothing is deleted.
+    fn expire_offsets(&self, group: &mut Group, now: i64) {
+        if !group.is_empty() {
+            return;
+        }
+        let retention = self.config.offsets_retention_ms;
+        let empty_since = match &group.kind {
+            GroupKind::Classic(g) if g.protocol_type.is_some() => Some(g.state_timestamp),
+            GroupKind::Classic(_) => None,
+            GroupKind::Consumer(g) => Some(g.state_timestamp),
+        };
+        let expired: Vec<(String, i32)> = group
+            .offsets
+            .iter()
+            .filter(|(_, o)| {
+                if o.expire_timestamp >= 0 {
+                    return o.expire_timestamp <= now;
+                }
+                let base = empty_since.unwrap_or(o.commit_timestamp);
+                base.saturating_add(retention) <= now
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut records: Vec<CoordinatorRecord> = expired
+            .iter()
+            .map(|(topic, partition)| CoordinatorRecord::OffsetCommit {
+                group: group.id.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            })
+            .collect();
+        let all_gone = expired.len() == group.offsets.len();
+        if all_gone {
+            records = group_tombstones(group);
+        }
+        if self.persist(&group.id, &records, now).is_err() {
+            return;
+        }
+        tracing::info!(group = %group.id, partitions = expired.len(), "expired committed offsets");
+        for key in &expired {
+            group.offsets.remove(key);
+        }
+        if all_gone {
+            self.remove(group, now);
+        }
+    }
+
+    /// Answers every parked JoinGroup/SyncGroup (the broker is stopping), so connections can
+    /// finish.
+    pub fn shutdown(&self) {
+        self.for_each_group_mut(|group| {
+            if let GroupKind::Classic(g) = &mut group.kind {
+                g.fail_all_parked(ErrorCode::NOT_COORDINATOR);
+            }
+        });
+    }
+
+    fn for_each_group_mut(&self, mut f: impl FnMut(&mut Group)) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
+        for group in groups {
+            f(&mut group.lock());
+        }
+    }
+}
+
+/// Kafka's OffsetCommit checks: an admin commit (no member, negative generation) only into
+/// an empty group; otherwise the member must be in the group at the current generation
+/// (classic) or epoch (consumer).
+fn check_committer(group: &Group, committer: &Committer, now: i64) -> Result<(), ErrorCode> {
+    let _ = now;
+    let admin = committer.member_id.is_empty() && committer.generation < 0;
+    match &group.kind {
+        GroupKind::Classic(g) => {
+            if admin && g.state() == ClassicState::Empty {
+                return Ok(());
+            }
+            g.check_member(&committer.member_id, committer.instance_id.as_deref())?;
+            if committer.generation != g.generation {
+                return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            if g.state() == ClassicState::CompletingRebalance {
+                return Err(ErrorCode::REBALANCE_IN_PROGRESS);
+            }
+            Ok(())
+        }
+        GroupKind::Consumer(g) => {
+            if admin && g.members.is_empty() {
+                return Ok(());
+            }
+            g.check_epoch(&committer.member_id, committer.generation)
+        }
+    }
+}
+
+/// Tombstones for everything a group has stored.
+fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
+    let mut records: Vec<CoordinatorRecord> = group
+        .offsets
+        .keys()
+        .map(|(topic, partition)| CoordinatorRecord::OffsetCommit {
+            group: group.id.clone(),
+            topic: topic.clone(),
+            partition: *partition,
+            value: None,
+        })
+        .collect();
+    match &group.kind {
+        GroupKind::Classic(_) => records.push(CoordinatorRecord::GroupMetadata {
+            group: group.id.clone(),
+            value: None,
+        }),
+        GroupKind::Consumer(g) => records.extend(g.tombstones(&group.id)),
+    }
+    records
+}

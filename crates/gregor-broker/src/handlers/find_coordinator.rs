@@ -1,0 +1,66 @@
+//! `FindCoordinator` (key 10, v0–5): which broker coordinates a group. On this single node it
+//! is always this broker; the first lookup creates `__consumer_offsets`. Transaction
+//! coordinators (key type 1) are not built yet: `COORDINATOR_NOT_AVAILABLE`.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use gregor_protocol::ErrorCode;
+
+use super::metadata::ClusterView;
+use crate::group::GroupCoordinator;
+
+const GROUP_KEY: i8 = 0;
+
+/// Answers a FindCoordinator request (one key before v4, a batch from v4).
+pub fn handle(
+    request: &FindCoordinatorRequest,
+    version: i16,
+    cluster: &ClusterView<'_>,
+    coordinator: &GroupCoordinator,
+    now_ms: i64,
+) -> FindCoordinatorResponse {
+    let find = |key: &StrBytes| -> Coordinator {
+        let error = if request.key_type != GROUP_KEY {
+            Err((
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                "only group coordinators exist (transactions are not built yet)",
+            ))
+        } else if key.is_empty() {
+            Err((ErrorCode::INVALID_REQUEST, "the group id is empty"))
+        } else {
+            coordinator
+                .find_coordinator(key, now_ms)
+                .map_err(|e| (e, "the offsets topic is not available"))
+        };
+        let found = Coordinator::default().with_key(key.clone());
+        match error {
+            Ok(()) => found
+                .with_node_id(BrokerId(cluster.node_id))
+                .with_host(StrBytes::from_string(cluster.host.to_string()))
+                .with_port(i32::from(cluster.port)),
+            Err((code, message)) => found
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::from_static_str(""))
+                .with_port(-1)
+                .with_error_code(code.0)
+                .with_error_message(Some(StrBytes::from_static_str(message))),
+        }
+    };
+    if version >= 4 {
+        return FindCoordinatorResponse::default()
+            .with_coordinators(request.coordinator_keys.iter().map(find).collect());
+    }
+    let c = find(&request.key);
+    let response = FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port);
+    if version >= 1 {
+        response.with_error_message(c.error_message)
+    } else {
+        response
+    }
+}
