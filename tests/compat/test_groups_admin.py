@@ -48,9 +48,10 @@ def alter_offsets(admin, group, offsets):
 def list_offsets(admin, group, partitions=None):
     request = ConsumerGroupTopicPartitions(group, partitions)
     result = admin.list_consumer_group_offsets([request], request_timeout=30)[group].result(timeout=60)
-    for tp in result.topic_partitions:
+    partitions = result.topic_partitions or []
+    for tp in partitions:
         assert tp.error is None, tp
-    return {(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in result.topic_partitions}
+    return {(tp.topic, tp.partition): (tp.offset, tp.metadata) for tp in partitions}
 
 
 def test_list_describe_and_delete_groups(broker):

@@ -875,3 +875,6 @@ fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
     }
     records
 }
+
+#[cfg(test)]
+mod tests;

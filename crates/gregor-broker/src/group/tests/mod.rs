@@ -1,0 +1,5 @@
+//! State-machine tests of the group coordinator, driven with explicit clocks.
+
+mod classic;
+mod consumer;
+mod coordinator;
