@@ -483,7 +483,7 @@ impl ClassicGroup {
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         match self.state {
             ClassicState::PreparingRebalance => {
-                self.update_and_park(&member_id, request.protocols, limits, now)
+                self.update_and_park(&member_id, request.protocols, now)
             }
             ClassicState::CompletingRebalance if unchanged => {
                 // It lost the JoinGroup response: send the same one again.
@@ -493,7 +493,7 @@ impl ClassicGroup {
                 Reply::Now(self.current_join_result(&member_id, false))
             }
             ClassicState::CompletingRebalance | ClassicState::Stable => {
-                let reply = self.update_and_park(&member_id, request.protocols, limits, now);
+                let reply = self.update_and_park(&member_id, request.protocols, now);
                 self.prepare_rebalance(limits, now);
                 reply
             }
@@ -535,10 +535,10 @@ impl ClassicGroup {
                 Reply::Now(self.current_join_result(&new_id, skip))
             }
             ClassicState::PreparingRebalance => {
-                self.update_and_park(&new_id, request.protocols, limits, now)
+                self.update_and_park(&new_id, request.protocols, now)
             }
             _ => {
-                let reply = self.update_and_park(&new_id, request.protocols, limits, now);
+                let reply = self.update_and_park(&new_id, request.protocols, now);
                 self.prepare_rebalance(limits, now);
                 reply
             }
@@ -580,7 +580,7 @@ impl ClassicGroup {
         if let Some(delay) = &mut self.initial_delay {
             delay.member_added = true;
         }
-        let reply = self.update_and_park(&member_id, request.protocols, limits, now);
+        let reply = self.update_and_park(&member_id, request.protocols, now);
         if self.state != ClassicState::PreparingRebalance {
             self.prepare_rebalance(limits, now);
         }
@@ -592,7 +592,6 @@ impl ClassicGroup {
         &mut self,
         member_id: &str,
         protocols: Vec<(String, Bytes)>,
-        limits: ClassicLimits,
         now: i64,
     ) -> Reply<JoinResult> {
         let (tx, rx) = oneshot::channel();
@@ -600,7 +599,7 @@ impl ClassicGroup {
         member.protocols = protocols;
         member.awaiting_join = Some(tx);
         if self.state == ClassicState::PreparingRebalance {
-            self.try_complete_join(limits, now);
+            self.try_complete_join(now);
         }
         Reply::Later(rx)
     }
@@ -689,26 +688,26 @@ impl ClassicGroup {
                 member_added: false,
             });
         } else {
-            self.try_complete_join(limits, now);
+            self.try_complete_join(now);
         }
     }
 
     /// Completes the join phase once every member has rejoined and no KIP-394 member is still
     /// expected (never during the initial delay).
-    fn try_complete_join(&mut self, limits: ClassicLimits, now: i64) {
+    fn try_complete_join(&mut self, now: i64) {
         if self.state != ClassicState::PreparingRebalance || self.initial_delay.is_some() {
             return;
         }
         let all_joined = self.members.values().all(|m| m.awaiting_join.is_some());
         if all_joined && self.pending_members.is_empty() {
-            self.complete_join(limits, now);
+            self.complete_join(now);
         }
     }
 
     /// Ends the join phase: members that did not rejoin are dropped (static ones are kept,
     /// they are expected back), the generation advances, and the JoinGroups are answered.
     /// Returns whether the group became Empty (and so must be written).
-    fn complete_join(&mut self, _limits: ClassicLimits, now: i64) -> bool {
+    fn complete_join(&mut self, now: i64) -> bool {
         self.initial_delay = None;
         let gone: Vec<String> = self
             .members
@@ -937,7 +936,7 @@ impl ClassicGroup {
             }
             None => {
                 if self.pending_members.remove(member_id).is_some() {
-                    self.try_complete_join(limits, now);
+                    self.try_complete_join(now);
                     return Ok(false);
                 }
                 if !self.members.contains_key(member_id) {
@@ -959,9 +958,9 @@ impl ClassicGroup {
             }
             ClassicState::PreparingRebalance => {
                 if self.members.is_empty() && self.pending_members.is_empty() {
-                    return self.complete_join(limits, now);
+                    return self.complete_join(now);
                 }
-                self.try_complete_join(limits, now);
+                self.try_complete_join(now);
                 self.state == ClassicState::Empty
             }
             ClassicState::Empty | ClassicState::Dead => false,
@@ -1002,12 +1001,12 @@ impl ClassicGroup {
                 delay.member_added = false;
                 return became_empty;
             }
-            return self.complete_join(limits, now) || became_empty;
+            return self.complete_join(now) || became_empty;
         }
         if now >= self.rebalance_deadline {
-            return self.complete_join(limits, now) || became_empty;
+            return self.complete_join(now) || became_empty;
         }
-        self.try_complete_join(limits, now);
+        self.try_complete_join(now);
         became_empty
     }
 

@@ -169,6 +169,9 @@ pub struct Committer {
     pub instance_id: Option<String>,
     /// Generation (classic) or member epoch (consumer); -1 for none.
     pub generation: i32,
+    /// OffsetCommit v2–4's `retention_time_ms`, when not -1: these offsets expire that long
+    /// after the commit, whatever the group does.
+    pub retention_ms: Option<i64>,
 }
 
 /// The coordinator for every group.
@@ -351,6 +354,9 @@ impl GroupCoordinator {
         }
         let group = self.get_or_create(group_id, now);
         let mut group = group.lock();
+        if group.dead {
+            return refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
         if let GroupKind::Consumer(g) = &group.kind {
             if !g.members.is_empty() {
                 return refuse(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
@@ -475,6 +481,10 @@ impl GroupCoordinator {
         }
         let group = self.get_or_create(group_id, now);
         let mut group = group.lock();
+        if group.dead {
+            // Deleted while this request waited for it: the client retries.
+            return refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE, "the group was just deleted");
+        }
         if let GroupKind::Classic(g) = &group.kind {
             if !g.is_empty() {
                 return refuse(
@@ -491,6 +501,11 @@ impl GroupCoordinator {
             unreachable!("converted above")
         };
         let (result, records) = g.heartbeat(&id, request, &view, &limits, now);
+        if g.members.is_empty() && g.group_epoch == 0 && group.offsets.is_empty() {
+            // A refused first join: nothing to keep.
+            group.dead = true;
+            self.groups.lock().remove(&id);
+        }
         match self.persist(&id, &records, now) {
             Ok(()) => result,
             Err(e) => refuse(e, "writing the group state failed"),
@@ -550,7 +565,9 @@ impl GroupCoordinator {
                     leader_epoch: o.leader_epoch,
                     metadata,
                     commit_timestamp: now,
-                    expire_timestamp: -1,
+                    expire_timestamp: committer
+                        .retention_ms
+                        .map_or(-1, |r| now.saturating_add(r)),
                 };
                 records.push(CoordinatorRecord::OffsetCommit {
                     group: group.id.clone(),

@@ -22,6 +22,8 @@ pub fn handle(
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
         generation: request.generation_id_or_member_epoch,
+        retention_ms: (version <= 4 && request.retention_time_ms >= 0)
+            .then_some(request.retention_time_ms),
     };
     let offsets = request
         .topics
