@@ -36,7 +36,8 @@ def error_name(future):
 def alter_offsets(admin, group, offsets):
     """alter_consumer_group_offsets; returns {partition: error name or None}. A request-level
     error counts for every partition."""
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o, metadata=m) for (t, p, o, m) in offsets])
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o, **({"metadata": m} if m is not None else {}))
+                                                   for (t, p, o, m) in offsets])
     future = admin.alter_consumer_group_offsets([request], request_timeout=30)[group]
     try:
         result = future.result(timeout=60)
@@ -129,7 +130,10 @@ def test_alter_and_list_group_offsets(broker):
     group = "grp-alter"
 
     assert alter_offsets(admin, group, [("alt", 0, 3, "zero"), ("alt", 1, 5, None)]) == {0: None, 1: None}
-    assert list_offsets(admin, group) == {("alt", 0): (3, "zero"), ("alt", 1): (5, "")}
+    got = list_offsets(admin, group)
+    assert sorted(got) == [("alt", 0), ("alt", 1)]
+    assert got[("alt", 0)] == (3, "zero")
+    assert got[("alt", 1)][0] == 5 and got[("alt", 1)][1] in ("", None)  # librdkafka shows "" as None
     asked = list_offsets(admin, group, [TopicPartition("alt", p) for p in range(3)])
     assert asked[("alt", 0)][0] == 3 and asked[("alt", 1)][0] == 5
     assert asked[("alt", 2)][0] < 0  # nothing committed

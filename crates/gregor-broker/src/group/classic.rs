@@ -9,7 +9,7 @@
 //! timeouts, the initial rebalance delay) are checked by [`ClassicGroup::tick`], which the
 //! coordinator calls a few times a second; nothing here reads a clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 use gregor_protocol::ErrorCode;
@@ -253,6 +253,14 @@ pub struct ClassicGroup {
     rebalance_deadline: i64,
     initial_delay: Option<InitialDelay>,
     next_join_order: u64,
+    /// Members that got their JoinGroup answer but have not sent SyncGroup yet; they are
+    /// removed if they have not by `sync_deadline` (a leader that never syncs would otherwise
+    /// stall the group).
+    pending_sync: BTreeSet<String>,
+    sync_deadline: i64,
+    /// Changed in a way that must be written though no rebalance happened (a static member
+    /// replaced in place).
+    dirty: bool,
 }
 
 impl ClassicGroup {
@@ -271,6 +279,9 @@ impl ClassicGroup {
             rebalance_deadline: 0,
             initial_delay: None,
             next_join_order: 0,
+            pending_sync: BTreeSet::new(),
+            sync_deadline: 0,
+            dirty: false,
         }
     }
 
@@ -345,6 +356,11 @@ impl ClassicGroup {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether a change must be written although no rebalance happened; clears the flag.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     /// The current state.
@@ -531,6 +547,8 @@ impl ClassicGroup {
         self.static_members.insert(instance, new_id.clone());
         match self.state {
             ClassicState::Stable if unchanged => {
+                // The new member id must survive a restart, or the member would be fenced.
+                self.dirty = true;
                 let skip = was_leader && request.supports_skip_assignment;
                 Reply::Now(self.current_join_result(&new_id, skip))
             }
@@ -667,6 +685,8 @@ impl ClassicGroup {
                 member.assignment = Bytes::new();
                 if let Some(tx) = member.awaiting_sync.take() {
                     let _ = tx.send(SyncResult::error(ErrorCode::REBALANCE_IN_PROGRESS));
+                    // Its session counts again from the answer, as after any response.
+                    member.heartbeat_deadline = now + i64::from(member.session_timeout_ms);
                 }
             }
         }
@@ -679,6 +699,7 @@ impl ClassicGroup {
         let was_empty = self.state == ClassicState::Empty;
         self.transition(ClassicState::PreparingRebalance, now);
         self.rebalance_deadline = now + rebalance_timeout;
+        self.pending_sync.clear();
         if was_empty && limits.initial_rebalance_delay_ms > 0 {
             let delay = limits.initial_rebalance_delay_ms.min(rebalance_timeout);
             self.initial_delay = Some(InitialDelay {
@@ -739,6 +760,14 @@ impl ClassicGroup {
                 .map(|m| m.member_id.clone());
         }
         self.transition(ClassicState::CompletingRebalance, now);
+        self.pending_sync = self.members.keys().cloned().collect();
+        self.sync_deadline = now
+            + self
+                .members
+                .values()
+                .map(|m| i64::from(m.rebalance_timeout_ms))
+                .max()
+                .unwrap_or(0);
         let protocol = self.protocol.clone().unwrap_or_default();
         let everyone = self.joined_members(&protocol);
         let leader = self.leader.clone().unwrap_or_default();
@@ -794,6 +823,7 @@ impl ClassicGroup {
     }
 
     fn remove_member(&mut self, member_id: &str) {
+        self.pending_sync.remove(member_id);
         if let Some(mut member) = self.members.remove(member_id) {
             fail_parked(&mut member, ErrorCode::UNKNOWN_MEMBER_ID);
             if let Some(instance) = &member.instance_id
@@ -826,6 +856,9 @@ impl ClassicGroup {
             || mismatch(&request.protocol_name, &self.protocol)
         {
             return refuse(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if self.state != ClassicState::PreparingRebalance {
+            self.pending_sync.remove(member_id);
         }
         match self.state {
             ClassicState::PreparingRebalance => refuse(ErrorCode::REBALANCE_IN_PROGRESS),
@@ -985,6 +1018,18 @@ impl ClassicGroup {
         for id in expired {
             tracing::info!(member = %id, "classic group member's session expired");
             self.remove_member(&id);
+            became_empty |= self.after_removal(limits, now);
+        }
+        if matches!(
+            self.state,
+            ClassicState::CompletingRebalance | ClassicState::Stable
+        ) && !self.pending_sync.is_empty()
+            && now >= self.sync_deadline
+        {
+            for id in std::mem::take(&mut self.pending_sync) {
+                tracing::info!(member = %id, "classic group member never sent SyncGroup; removing it");
+                self.remove_member(&id);
+            }
             became_empty |= self.after_removal(limits, now);
         }
         if self.state != ClassicState::PreparingRebalance {

@@ -277,8 +277,10 @@ impl ConsumerGroup {
         }
     }
 
-    /// After replay: the target is recomputed at the next heartbeat (Gregor does not store
-    /// target-assignment records), members' owned partitions stand.
+    /// After replay. Gregor does not store Kafka's target-assignment records, so the target
+    /// starts as what each member owns: the sticky assignor then keeps it, and only real
+    /// changes (found at the first heartbeat, which recomputes against the topics) move
+    /// partitions.
     pub fn finish_load(&mut self) {
         self.assignment_epoch = self
             .members
@@ -287,10 +289,11 @@ impl ConsumerGroup {
             .max()
             .unwrap_or(0)
             .min(self.group_epoch);
-        if !self.members.is_empty() && self.group_epoch <= self.assignment_epoch {
-            // Force a fresh target computation on the first heartbeat.
-            self.group_epoch = self.assignment_epoch + 1;
-        }
+        self.target = self
+            .members
+            .values()
+            .map(|m| (m.member_id.clone(), m.assigned.clone()))
+            .collect();
     }
 
     /// The group's records, for a full rewrite (deletion writes their tombstones).
@@ -317,6 +320,26 @@ impl ConsumerGroup {
         now: i64,
     ) -> (HeartbeatResult, Vec<CoordinatorRecord>) {
         let mut records = Vec::new();
+        if let Some(name) = &request.server_assignor
+            && !limits.assignors.iter().any(|a| a == name)
+        {
+            let result = HeartbeatResult::error(
+                ErrorCode::UNSUPPORTED_ASSIGNOR,
+                format!("assignor {name} is not one of {:?}", limits.assignors),
+                &request,
+            );
+            return (result, records);
+        }
+        if let Some(regex) = &request.subscribed_regex
+            && let Err(e) = regex::Regex::new(regex)
+        {
+            let result = HeartbeatResult::error(
+                ErrorCode::INVALID_REGULAR_EXPRESSION,
+                format!("invalid subscribed topic regex: {e}"),
+                &request,
+            );
+            return (result, records);
+        }
         let epoch_before = self.group_epoch;
         match request.member_epoch {
             LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
@@ -353,26 +376,6 @@ impl ConsumerGroup {
                     return (result, records);
                 }
             }
-        }
-        if let Some(name) = &request.server_assignor
-            && !limits.assignors.iter().any(|a| a == name)
-        {
-            let result = HeartbeatResult::error(
-                ErrorCode::UNSUPPORTED_ASSIGNOR,
-                format!("assignor {name} is not one of {:?}", limits.assignors),
-                &request,
-            );
-            return (result, records);
-        }
-        if let Some(regex) = &request.subscribed_regex
-            && let Err(e) = regex::Regex::new(regex)
-        {
-            let result = HeartbeatResult::error(
-                ErrorCode::INVALID_REGULAR_EXPRESSION,
-                format!("invalid subscribed topic regex: {e}"),
-                &request,
-            );
-            return (result, records);
         }
         let member_id = request.member_id.clone();
         let joined = request.member_epoch == 0;

@@ -366,7 +366,11 @@ impl GroupCoordinator {
         let GroupKind::Classic(g) = &mut group.kind else {
             unreachable!("converted above")
         };
-        g.join(request, self.classic_limits(), now)
+        let reply = g.join(request, self.classic_limits(), now);
+        if g.take_dirty() {
+            self.persist_classic(&group, now);
+        }
+        reply
     }
 
     /// SyncGroup: the leader's assignment is written before anyone receives it.
@@ -483,7 +487,10 @@ impl GroupCoordinator {
         let mut group = group.lock();
         if group.dead {
             // Deleted while this request waited for it: the client retries.
-            return refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE, "the group was just deleted");
+            return refuse(
+                ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                "the group was just deleted",
+            );
         }
         if let GroupKind::Classic(g) = &group.kind {
             if !g.is_empty() {
@@ -565,9 +572,7 @@ impl GroupCoordinator {
                     leader_epoch: o.leader_epoch,
                     metadata,
                     commit_timestamp: now,
-                    expire_timestamp: committer
-                        .retention_ms
-                        .map_or(-1, |r| now.saturating_add(r)),
+                    expire_timestamp: committer.retention_ms.map_or(-1, |r| now.saturating_add(r)),
                 };
                 records.push(CoordinatorRecord::OffsetCommit {
                     group: group.id.clone(),
