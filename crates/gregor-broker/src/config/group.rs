@@ -15,7 +15,11 @@ pub(super) const GROUP_CONFIG_KEYS: &[&str] = &[
     "group.max.size",
     "group.coordinator.rebalance.protocols",
     "group.consumer.heartbeat.interval.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
     "group.consumer.session.timeout.ms",
+    "group.consumer.min.session.timeout.ms",
+    "group.consumer.max.session.timeout.ms",
     "group.consumer.assignors",
     "group.consumer.max.size",
 ];
@@ -126,6 +130,20 @@ impl GroupConfig {
                 message: format!("unknown assignor {bad:?}; Gregor has uniform and range"),
             });
         }
+        let consumer_heartbeat_interval_ms = bounded(
+            p,
+            "group.consumer.heartbeat.interval.ms",
+            5000,
+            5000,
+            15_000,
+        )?;
+        let consumer_session_timeout_ms = bounded(
+            p,
+            "group.consumer.session.timeout.ms",
+            45_000,
+            45_000,
+            60_000,
+        )?;
         Ok(GroupConfig {
             offsets_topic_num_partitions: p.int("offsets.topic.num.partitions", 50, 1)?,
             offsets_topic_segment_bytes: p.size("offsets.topic.segment.bytes", 100 << 20, 1)?,
@@ -147,14 +165,34 @@ impl GroupConfig {
             max_session_timeout_ms,
             max_size: p.int("group.max.size", i32::MAX, 1)? as usize,
             consumer_protocol_enabled,
-            consumer_heartbeat_interval_ms: p.int(
-                "group.consumer.heartbeat.interval.ms",
-                5000,
-                1,
-            )?,
-            consumer_session_timeout_ms: p.int("group.consumer.session.timeout.ms", 45_000, 1)?,
+            consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms,
             consumer_assignors,
             consumer_max_size: p.int("group.consumer.max.size", i32::MAX, 1)? as usize,
         })
     }
+}
+
+/// A KIP-848 timeout with Kafka's `min.`/`max.` companion keys
+/// (`group.consumer.min.session.timeout.ms`…): the value must lie between them.
+fn bounded(
+    p: &Props<'_>,
+    key: &str,
+    default: i32,
+    default_min: i32,
+    default_max: i32,
+) -> Result<i32, ConfigError> {
+    let (prefix, rest) = key.split_at("group.consumer.".len());
+    let min_key = format!("{prefix}min.{rest}");
+    let max_key = format!("{prefix}max.{rest}");
+    let min = p.int(&min_key, default_min, 1)?;
+    let max = p.int(&max_key, default_max, 1)?;
+    let value = p.int(key, default.clamp(min.min(max), max), 1)?;
+    if value < min || value > max {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            message: format!("{value} must lie between {min_key} ({min}) and {max_key} ({max})"),
+        });
+    }
+    Ok(value)
 }

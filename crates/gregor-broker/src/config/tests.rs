@@ -462,3 +462,33 @@ fn kafka_combined_mode_server_properties_work_unchanged() {
     );
     parse(&voters).unwrap();
 }
+
+#[test]
+fn group_keys_take_kafka_defaults_and_bounds() {
+    let config = parse("").unwrap();
+    assert_eq!(config.group, GroupConfig::default());
+    assert_eq!(config.group.initial_rebalance_delay_ms, 3000);
+    assert_eq!(config.group.offsets_retention_ms, 7 * 24 * 60 * 60 * 1000);
+    let config = parse(
+        "group.consumer.heartbeat.interval.ms=500\n\
+         group.consumer.min.heartbeat.interval.ms=500\n\
+         offsets.retention.minutes=1\n\
+         group.coordinator.rebalance.protocols=classic",
+    )
+    .unwrap();
+    assert_eq!(config.group.consumer_heartbeat_interval_ms, 500);
+    assert_eq!(config.group.offsets_retention_ms, 60_000);
+    assert!(!config.group.consumer_protocol_enabled);
+    // Below its min. bound, as Kafka refuses at startup.
+    let err =
+        BrokerConfig::from_properties("group.consumer.heartbeat.interval.ms=500", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("group.consumer.heartbeat.interval.ms"));
+    let err = BrokerConfig::from_properties("group.consumer.assignors=sticky", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("group.consumer.assignors"));
+    let err = BrokerConfig::from_properties(
+        "group.min.session.timeout.ms=10000\ngroup.max.session.timeout.ms=5000",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err.key(), Some("group.min.session.timeout.ms"));
+}
