@@ -2,8 +2,11 @@
 KafkaConsumer (its own JoinGroup/SyncGroup/Heartbeat/OffsetCommit code and assignors), and
 kcat's balanced consumer (-G, Debian's librdkafka 2.0.2)."""
 
+import concurrent.futures
+import queue
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -21,48 +24,94 @@ pytestmark = pytest.mark.broker_overrides(*GROUP_OVERRIDES)
 
 
 class KpMember:
-    """A kafka-python KafkaConsumer in a group, polled by the test thread."""
+    """A kafka-python KafkaConsumer in a group, polling in its own thread (as an application
+    would) and running the test's calls (commit, committed, close) between two polls, since a
+    KafkaConsumer is not thread-safe.
+
+    Not round-robin from the test thread: kafka-python 3.0.12 loses a JoinGroup/SyncGroup result
+    that arrives after a poll gave up waiting for it (the next poll sends a new JoinGroup), which
+    short polls of several consumers in turn make likely; a member polling continuously in its
+    own thread leaves almost no such gap."""
+
+    _CLOSE = object()
 
     def __init__(self, name, bootstrap, group, topic):
-        from kafka import KafkaConsumer
-
         self.name = name
         self.records = []
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id=name,
-                                      auto_offset_reset="earliest", enable_auto_commit=False,
-                                      session_timeout_ms=6000, heartbeat_interval_ms=500,
-                                      request_timeout_ms=30000)
-        self.closed = False
+        self.error = None
+        self._partitions = []
+        self._commands = queue.Queue()
+        self._config = dict(bootstrap_servers=bootstrap, group_id=group, client_id=name,
+                            auto_offset_reset="earliest", enable_auto_commit=False,
+                            session_timeout_ms=6000, heartbeat_interval_ms=500, request_timeout_ms=30000)
+        self._topic = topic
+        self._thread = threading.Thread(target=self._run, name="kp-" + name, daemon=True)
+        self._thread.start()
 
-    def poll(self):
-        if self.closed:
+    def _run(self):
+        from kafka import KafkaConsumer
+
+        try:
+            consumer = KafkaConsumer(self._topic, **self._config)
+        except Exception as e:  # noqa: BLE001 - reported through self.error
+            self.error = e
             return
-        for records in self.consumer.poll(timeout_ms=100).values():
-            self.records.extend(records)
+        while True:
+            try:
+                fn, future = self._commands.get_nowait()
+            except queue.Empty:
+                fn = None
+            if fn is KpMember._CLOSE:
+                try:
+                    consumer.close()
+                    future.set_result(None)
+                except Exception as e:  # noqa: BLE001
+                    future.set_exception(e)
+                self._partitions = []
+                return
+            if fn is not None:
+                try:
+                    future.set_result(fn(consumer))
+                except Exception as e:  # noqa: BLE001
+                    future.set_exception(e)
+                continue
+            try:
+                for records in consumer.poll(timeout_ms=500).values():
+                    self.records.extend(records)
+                self._partitions = sorted(tp.partition for tp in consumer.assignment())
+            except Exception as e:  # noqa: BLE001 - reported through self.error
+                self.error = e
+                return
+
+    def call(self, fn, timeout=DEADLINE):
+        """Runs fn(consumer) on the member's thread; returns its result."""
+        future = concurrent.futures.Future()
+        self._commands.put((fn, future))
+        return future.result(timeout)
 
     def partitions(self):
-        return [] if self.closed else sorted(tp.partition for tp in self.consumer.assignment())
+        return self._partitions
 
     def close(self):
-        if not self.closed:
-            self.closed = True
-            self.consumer.close()
+        if self._thread.is_alive():
+            self.call(KpMember._CLOSE)
+        self._thread.join(DEADLINE)
 
     def __repr__(self):
-        return "%s(partitions=%s records=%d)" % (self.name, self.partitions(), len(self.records))
+        return "%s(partitions=%s records=%d error=%r)" % (self.name, self.partitions(), len(self.records), self.error)
 
 
-def kp_poll_until(members, predicate, what, timeout=DEADLINE):
+def kp_wait_until(members, predicate, what, timeout=DEADLINE):
     deadline = time.monotonic() + timeout
     while not predicate():
+        for m in members:
+            assert m.error is None, m
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %ds waiting for %s; members: %r" % (timeout, what, members))
-        for m in members:
-            m.poll()
+        time.sleep(0.1)
 
 
 def test_kafka_python_group_shares_partitions_commits_and_resumes(broker):
-    from kafka import TopicPartition as KpTopicPartition
     from kafka.structs import OffsetAndMetadata
 
     create_topic(broker.bootstrap, "kp-group", 4)
@@ -72,11 +121,11 @@ def test_kafka_python_group_shares_partitions_commits_and_resumes(broker):
     b = KpMember("kp-b", broker.bootstrap, group, "kp-group")
     members = [a, b]
     try:
-        kp_poll_until(members, lambda: (a.partitions() and b.partitions() and len(a.partitions()) == 2
+        kp_wait_until(members, lambda: (a.partitions() and b.partitions() and len(a.partitions()) == 2
                                         and sorted(a.partitions() + b.partitions()) == [0, 1, 2, 3]),
                       "2 partitions for each kafka-python member")
         every = {(p, o) for p in range(4) for o in range(10)}
-        kp_poll_until(members, lambda: {(r.partition, r.offset) for m in members for r in m.records} >= every,
+        kp_wait_until(members, lambda: {(r.partition, r.offset) for m in members for r in m.records} >= every,
                       "all 40 records")
         assert {(r.partition, r.offset): r.key for m in members for r in m.records} == {
             (i % 4, i // 4): record_key(i) for i in range(40)}
@@ -86,27 +135,27 @@ def test_kafka_python_group_shares_partitions_commits_and_resumes(broker):
 
         # Each member commits its own partitions: offset 6 with metadata.
         for m in members:
-            m.consumer.commit({KpTopicPartition("kp-group", p): OffsetAndMetadata(6, "kp", -1)
-                               for p in m.partitions()})
+            m.call(lambda consumer: consumer.commit({tp: OffsetAndMetadata(6, "kp", -1)
+                                                     for tp in consumer.assignment()}))
         for m in members:
-            for p in m.partitions():
-                assert m.consumer.committed(KpTopicPartition("kp-group", p)) == 6
+            mine = m.call(lambda consumer: {tp.partition: consumer.committed(tp) for tp in consumer.assignment()})
+            assert mine == {p: 6 for p in m.partitions()}
         assert committed(broker.bootstrap, group, "kp-group", 4) == {p: 6 for p in range(4)}
 
         a.close()  # LeaveGroup
-        kp_poll_until([b], lambda: b.partitions() == [0, 1, 2, 3], "b to take over all 4 partitions")
+        kp_wait_until([b], lambda: b.partitions() == [0, 1, 2, 3], "b to take over all 4 partitions")
         b.close()
         members = []
 
         c = KpMember("kp-c", broker.bootstrap, group, "kp-group")
         members = [c]
-        kp_poll_until(members, lambda: len(c.records) >= 16, "the 4 records after each committed offset")
+        kp_wait_until(members, lambda: len(c.records) >= 16, "the 4 records after each committed offset")
         first = {}
         for r in c.records:
             first.setdefault(r.partition, r.offset)
         assert first == {p: 6 for p in range(4)}
         assert sorted((r.partition, r.offset) for r in c.records) == [(p, o) for p in range(4) for o in range(6, 10)]
-        c.consumer.commit()  # the positions: 10 everywhere
+        c.call(lambda consumer: consumer.commit())  # the positions: 10 everywhere
         assert committed(broker.bootstrap, group, "kp-group", 4) == {p: 10 for p in range(4)}
     finally:
         for m in members:

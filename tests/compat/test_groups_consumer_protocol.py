@@ -117,3 +117,20 @@ def test_consumer_protocol_killed_member_is_expired_after_the_session_timeout(br
     finally:
         doomed.kill()
         live.close()
+
+
+def test_consumer_protocol_regex_subscription_is_resolved_by_the_broker(broker):
+    """KIP-848 sends a subscription regex (RE2) to the coordinator, which resolves it against
+    the topics it knows and assigns their partitions."""
+    for name in ("rx-a", "rx-b", "other"):
+        create_topic(broker.bootstrap, name, 2)
+    config = consumer_protocol_config(broker.bootstrap, "next-gen-regex")
+    members = [Member("r%d" % i, config, ["^rx-.*"]) for i in range(2)]
+    try:
+        def held():
+            return sorted((tp.topic, tp.partition) for m in members for tp in m.consumer.assignment())
+        poll_until(members, lambda: held() == [("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-b", 1)]
+                   and all(len(m.partitions()) == 2 for m in members),
+                   "the 4 partitions of rx-a and rx-b, 2 per member")
+    finally:
+        close_all(members)
