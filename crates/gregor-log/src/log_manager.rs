@@ -38,12 +38,47 @@ fn marker(dir: &Path) -> PathBuf {
     dir.join(CLEAN_SHUTDOWN_MARKER)
 }
 
+/// Logs opened at once. Recovery after a crash is bound by fsync latency, not CPU (each
+/// recovered log syncs its tail segments and directory), so overlapping them pays even on two
+/// cores: 50 partitions recover in a fraction of the sequential time.
+const RECOVERY_THREADS: usize = 8;
+
+/// Opens the given logs on up to [`RECOVERY_THREADS`] threads; the first error wins.
+fn open_in_parallel(
+    pending: Vec<(PathBuf, TopicPartition, LoadOptions)>,
+    config_for: &(impl Fn(&TopicPartition) -> LogConfig + Sync),
+) -> Result<Vec<(TopicPartition, Log)>> {
+    let threads = RECOVERY_THREADS.min(pending.len());
+    let queue = Mutex::new(pending.into_iter());
+    let opened = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let next = queue.lock().next();
+                        let Some((path, tp, options)) = next else {
+                            return Ok(());
+                        };
+                        let log = Log::open(path, tp.clone(), config_for(&tp), options)?;
+                        opened.lock().push((tp, log));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("log loading does not panic"))
+    })?;
+    Ok(opened.into_inner())
+}
+
 impl LogManager {
     /// Opens every partition directory under `dirs`, recovering logs if a directory lacks
     /// the clean-shutdown marker. `config_for` supplies each topic's settings.
     pub fn open(
         dirs: Vec<PathBuf>,
-        config_for: impl Fn(&TopicPartition) -> LogConfig,
+        config_for: impl Fn(&TopicPartition) -> LogConfig + Sync,
         now_ms: i64,
     ) -> Result<LogManager> {
         let mut logs = HashMap::new();
@@ -57,7 +92,7 @@ impl LogManager {
                 dir.clone(),
                 read_offsets(&dir.join(CLEANER_OFFSET_CHECKPOINT))?,
             );
-            let mut loaded = 0;
+            let mut pending = Vec::new();
             for entry in fs::read_dir(dir).at(dir)? {
                 let entry = entry.at(dir)?;
                 let name = entry.file_name();
@@ -78,9 +113,11 @@ impl LogManager {
                     had_clean_shutdown: clean,
                     now_ms,
                 };
-                let log = Log::open(entry.path(), tp.clone(), config_for(&tp), options)?;
+                pending.push((entry.path(), tp, options));
+            }
+            let loaded = pending.len();
+            for (tp, log) in open_in_parallel(pending, &config_for)? {
                 logs.insert(tp, Arc::new(log));
-                loaded += 1;
             }
             tracing::info!(dir = %dir.display(), logs = loaded, clean_shutdown = clean, "loaded log directory");
         }

@@ -348,10 +348,11 @@ impl LogSegment {
         let mut indexes = match guard.take() {
             Some(i) => i,
             None => Indexes {
-                offset: OffsetIndex::load(offset_path.clone(), self.settings.max_offset_entries)
-                    .at(&offset_path)?,
-                time: TimeIndex::load(time_path.clone(), self.settings.max_time_entries)
-                    .at(&time_path)?,
+                offset: OffsetIndex::for_rebuild(
+                    offset_path.clone(),
+                    self.settings.max_offset_entries,
+                ),
+                time: TimeIndex::for_rebuild(time_path.clone(), self.settings.max_time_entries),
                 max_timestamp: None,
             },
         };

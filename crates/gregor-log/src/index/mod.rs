@@ -63,6 +63,18 @@ impl<E: IndexEntry> IndexFile<E> {
         })
     }
 
+    /// An index about to be rebuilt from its log (crash recovery): its file is not read —
+    /// a preallocated index is megabytes of entries that the rebuild would discard.
+    pub fn for_rebuild(path: PathBuf, max_entries: usize) -> Self {
+        IndexFile {
+            path,
+            entries: Vec::new(),
+            persisted: 0,
+            max_entries,
+            file: None,
+        }
+    }
+
     /// Reads an existing index file. A preallocated tail of zeros is not trimmed here: the
     /// caller sanity-checks the entries and rebuilds the index if they do not describe its log.
     /// A missing file loads as empty (and will fail the caller's sanity check if the log is not).

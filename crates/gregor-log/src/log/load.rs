@@ -162,8 +162,10 @@ impl Log {
             offline: Default::default(),
             dir,
         };
-        if !options.had_clean_shutdown {
+        if !options.had_clean_shutdown && log_end_offset > options.recovery_point {
             // What recovery kept is now the log: make it durable before anyone relies on it.
+            // (A log that ends at its recovery point holds nothing unsynced: no fsyncs, which
+            // matters with many partitions on a disk with slow syncs.)
             let state = log.state.read();
             let from = state.segment_holding(options.recovery_point);
             for segment in state.segments.range(from..).map(|(_, s)| s) {
