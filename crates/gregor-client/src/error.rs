@@ -1,0 +1,99 @@
+//! The client's errors: what went wrong, typed, so callers can tell a retriable broker error
+//! from a mistake in their configuration.
+
+use gregor_protocol::ErrorCode;
+
+/// Everything a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A configuration key is unknown or its value is invalid (raised when the client is
+    /// built, never later).
+    #[error("invalid configuration {key}: {message}")]
+    Config {
+        /// The Kafka property name.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// No broker could be reached.
+    #[error("cannot connect to {addr}: {message}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// A connection broke while requests were in flight.
+    #[error("connection to {addr} lost: {message}")]
+    Disconnected {
+        /// The broker's address.
+        addr: String,
+        /// Why.
+        message: String,
+    },
+    /// The broker answered with a Kafka error code.
+    #[error("{}{}", .code, .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Kafka {
+        /// The error code.
+        code: ErrorCode,
+        /// The broker's message, if it sent one.
+        message: Option<String>,
+    },
+    /// A request or response could not be encoded or decoded, or the broker does not support
+    /// any version of an API the client needs.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The operation did not finish within its timeout.
+    #[error("timed out after {0} ms: {1}")]
+    Timeout(u64, String),
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl ClientError {
+    /// A broker error from a response's error code (`None` for `NONE`).
+    pub fn from_code(code: i16, message: Option<&str>) -> Option<ClientError> {
+        (code != 0).then(|| ClientError::Kafka {
+            code: ErrorCode(code),
+            message: message.map(str::to_string),
+        })
+    }
+
+    /// The Kafka error code, for broker errors.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same operation may succeed: transient broker states (leader
+    /// moves, coordinator loading, timeouts) and lost connections.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Kafka { code, .. } => is_retriable_code(*code),
+            ClientError::Disconnected { .. }
+            | ClientError::Connect { .. }
+            | ClientError::Timeout(..) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Kafka's retriable error codes (those whose exception extends `RetriableException`).
+pub fn is_retriable_code(code: ErrorCode) -> bool {
+    matches!(
+        code.0,
+        // CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE,
+        // NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NETWORK_EXCEPTION,
+        // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+        // NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR,
+        // FETCH_SESSION_ID_NOT_FOUND, OFFSET_NOT_AVAILABLE, PREFERRED_LEADER_NOT_AVAILABLE,
+        // UNSTABLE_OFFSET_COMMIT, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH
+        2 | 3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 19 | 20 | 56 | 70 | 74 | 75 | 78 | 80 | 88
+    )
+}
+
+/// The client's result type.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

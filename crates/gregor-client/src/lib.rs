@@ -1,0 +1,18 @@
+//! `gregor-client`: an async Rust client for Gregor and any other Kafka-compatible cluster.
+//!
+//! - [`config`]: settings under Kafka's client property names (`bootstrap.servers`, `acks`,
+//!   `group.id`…), validated when built.
+//! - [`connection`]: one pipelined connection per broker, with API version negotiation.
+//! - [`cluster`]: brokers, topics and leaders from Metadata; connections by broker id;
+//!   group coordinators.
+//!
+//! Requests and responses are `kafka-protocol`'s message types; record batches are
+//! `gregor-protocol`'s.
+
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+
+pub use cluster::Cluster;
+pub use error::{ClientError, Result};
