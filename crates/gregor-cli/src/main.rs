@@ -11,20 +11,14 @@
 //! signal while it shuts down exits at once. Logs go to stderr, filtered by `RUST_LOG`
 //! (default `info`).
 
-use std::future::Future;
+mod broker;
+mod tools;
+
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use gregor_broker::config::{BrokerConfig, ConfigError};
-use tracing::{info, warn};
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-
-/// How long leftover tasks get after the broker has shut down before the runtime drops them.
-const RUNTIME_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -40,24 +34,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a broker (by default a single-node cluster on 127.0.0.1:9092, data in ./gregor-data).
-    Broker(BrokerArgs),
-}
-
-#[derive(Args)]
-struct BrokerArgs {
-    /// A Kafka-style server.properties file (listeners, log.dirs, node.id, log.retention.ms...).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Set or override one config key, as kafka-server-start's --override does (repeatable).
-    #[arg(long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    Broker(broker::BrokerArgs),
+    /// Create, list, describe, alter and delete topics (kafka-topics).
+    Topics(tools::topics::TopicsArgs),
+    /// Produce lines from stdin or a file (kafka-console-producer).
+    Produce(tools::produce::ProduceArgs),
+    /// Consume and print records (kafka-console-consumer).
+    Consume(tools::consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups (kafka-consumer-groups).
+    Groups(tools::groups::GroupsArgs),
+    /// Describe and alter topic configs (kafka-configs).
+    Configs(tools::configs::ConfigsArgs),
+    /// Describe the cluster (brokers, controller, cluster id).
+    Cluster(tools::cluster::ClusterArgs),
+    /// Producer and consumer load tests (kafka-producer-perf-test, kafka-consumer-perf-test).
+    Perf(tools::perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The broker logs its life at info; the tools print results and say only what goes wrong.
+    init_logging(if matches!(cli.command, Command::Broker(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
-        Command::Broker(args) => broker(&args),
+        Command::Broker(args) => broker::run(&args),
+        Command::Topics(args) => tools::block_on(tools::topics::run(args)),
+        Command::Produce(args) => tools::block_on(tools::produce::run(args)),
+        Command::Consume(args) => tools::block_on(tools::consume::run(args)),
+        Command::Groups(args) => tools::block_on(tools::groups::run(args)),
+        Command::Configs(args) => tools::block_on(tools::configs::run(args)),
+        Command::Cluster(args) => tools::block_on(tools::cluster::run(args)),
+        Command::Perf(args) => tools::block_on(tools::perf::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,14 +95,14 @@ fn error_message(error: &anyhow::Error) -> String {
     message
 }
 
-/// Logs to stderr at the level `RUST_LOG` asks for, `info` by default.
-fn init_logging() {
+/// Logs to stderr at the level `RUST_LOG` asks for, `default` otherwise.
+fn init_logging(default: &str) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
-            eprintln!("warning: ignoring RUST_LOG={spec:?} ({e}); logging at info");
-            EnvFilter::new("info")
+            eprintln!("warning: ignoring RUST_LOG={spec:?} ({e}); logging at {default}");
+            EnvFilter::new(default)
         }),
-        Err(_) => EnvFilter::new("info"),
+        Err(_) => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -102,126 +112,9 @@ fn init_logging() {
         .init();
 }
 
-fn broker(args: &BrokerArgs) -> Result<()> {
-    // Everything that can be wrong with the configuration fails here, before the runtime
-    // starts, a port is bound or a directory is created.
-    let config = load_config(args.config.as_deref(), &args.overrides)?;
-    raise_open_file_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async move {
-        let shutdown = shutdown_signal()?;
-        gregor_broker::run(config, shutdown).await?;
-        anyhow::Ok(())
-    });
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
-    result?;
-    info!("broker stopped cleanly");
-    Ok(())
-}
-
-/// Every connection and every segment file is a descriptor, and Kafka deployments expect
-/// thousands of both; the common default soft limit of 1,024 would refuse connections long
-/// before the broker is busy. Raise the soft limit to the hard limit, as Kafka's packaging
-/// advises operators to do, and say what we got.
-fn raise_open_file_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => info!("open file limit: {limit}"),
-        Err(e) => warn!("cannot raise the open file limit: {e}"),
-    }
-}
-
-/// Reads the properties file (if any), applies the overrides and logs the keys Kafka would
-/// also ignore.
-fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig> {
-    let text = match path {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?,
-        None => String::new(),
-    };
-    let overrides = overrides
-        .iter()
-        .map(|o| parse_override(o))
-        .collect::<Result<Vec<_>>>()?;
-    let (config, ignored) =
-        BrokerConfig::from_properties(&text, &overrides).map_err(|e| match (&e, path) {
-            (ConfigError::Syntax { .. }, Some(path)) => {
-                anyhow::Error::new(e).context(path.display().to_string())
-            }
-            _ => anyhow::Error::new(e),
-        })?;
-    for key in ignored {
-        warn!("the configuration '{key}' was supplied but isn't a known config; ignoring it");
-    }
-    Ok(config)
-}
-
-/// Splits `key=value` at the first `=`; the value may itself contain `=`.
-fn parse_override(text: &str) -> Result<(String, String)> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.trim().to_string()))
-        }
-        _ => bail!("--override expects key=value, got {text:?}"),
-    }
-}
-
-/// A future that completes on the first SIGTERM or SIGINT. The handlers are installed now, so
-/// a signal that arrives while the broker is still starting is not lost.
-#[cfg(unix)]
-fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    Ok(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        info!("received {name}: shutting down (send it again to exit at once)");
-        // A shutdown stuck on a disk or a client should not need kill -9 to end.
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            warn!("second signal: exiting without finishing the clean shutdown");
-            std::process::exit(1);
-        });
-    })
-}
-
-/// Elsewhere only Ctrl-C is available.
-#[cfg(not(unix))]
-fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
-    Ok(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            info!("received Ctrl-C: shutting down");
-        } else {
-            std::future::pending::<()>().await;
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overrides_split_at_the_first_equals_sign() {
-        assert_eq!(
-            parse_override(" a.b = x=y ").unwrap(),
-            ("a.b".to_string(), "x=y".to_string())
-        );
-        assert_eq!(
-            parse_override("k=").unwrap(),
-            ("k".to_string(), String::new())
-        );
-        assert!(parse_override("=v").is_err());
-        assert!(parse_override("novalue").is_err());
-    }
 
     #[test]
     fn error_message_shows_each_cause_once() {

@@ -9,10 +9,14 @@
 //! Requests and responses are `kafka-protocol`'s message types; record batches are
 //! `gregor-protocol`'s.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
+pub mod producer;
+pub mod serialization;
 
 pub use cluster::Cluster;
 pub use error::{ClientError, Result};
