@@ -1,0 +1,404 @@
+//! The admin client: topics, configs, consumer groups, offsets and the cluster, as Kafka's
+//! `AdminClient` manages them, over the same wire requests.
+//!
+//! Requests go where Kafka's AdminClient sends them: topic and config changes to the active
+//! controller (any broker forwards in KRaft, the controller avoids the hop), group requests to
+//! the group's coordinator (`FindCoordinator`), offset listings and record deletion to each
+//! partition's leader. Transient states (coordinator loading or moving, leader elections, a
+//! dropped connection) are retried until `request.timeout.ms` runs out; everything else comes
+//! back at once.
+//!
+//! Calls about several items (topics, groups, config resources) answer per item, as Kafka's
+//! futures do: the outer `Result` says whether the request went through, the inner one whether
+//! that item succeeded, with the broker's error code ([`error_name`] gives Kafka's name).
+//!
+//! ```no_run
+//! # async fn demo() -> gregor_client::Result<()> {
+//! use gregor_client::admin::{Admin, NewTopic};
+//! use gregor_client::config::CommonConfig;
+//!
+//! let admin = Admin::new(CommonConfig::new("localhost:9092"));
+//! let results = admin
+//!     .create_topics(&[NewTopic::new("orders", 3, 1).with_config("retention.ms", "60000")], false)
+//!     .await?;
+//! if let Err(e) = &results["orders"] {
+//!     eprintln!("orders: {e}");
+//! }
+//! # Ok(()) }
+//! ```
+
+mod configs;
+mod groups;
+mod offsets;
+mod topics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gregor_protocol::ErrorCode;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, MetadataRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::{BrokerInfo, Cluster};
+use crate::config::CommonConfig;
+use crate::connection::BrokerConnection;
+use crate::error::{ClientError, Result};
+
+pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
+pub use groups::{GroupDescription, GroupListing, MemberDescription, OffsetAndMetadata};
+pub use offsets::{ListedOffset, OffsetSpec};
+pub use topics::{CreatedTopic, NewTopic, TopicDescription, TopicListing};
+
+/// A topic partition, the unit of offsets and assignments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`-`partition`, the way Kafka names it in logs.
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// The cluster as DescribeCluster (or, from older brokers, Metadata) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// The cluster id, if the broker reports one.
+    pub cluster_id: Option<String>,
+    /// The active controller's node id, if known.
+    pub controller: Option<i32>,
+    /// Live brokers, by node id.
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// Per-item results of a call about several items, keyed by the item's name.
+pub type ItemResults<T> = std::collections::BTreeMap<String, Result<T>>;
+
+/// The admin client. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+impl Admin {
+    /// An admin client for the cluster behind `config.bootstrap_servers`. Like Kafka's admin
+    /// client it never creates topics through Metadata (`allow.auto.create.topics` is forced
+    /// off). Nothing is contacted until the first call.
+    pub fn new(mut config: CommonConfig) -> Admin {
+        config.allow_auto_create_topics = false;
+        Admin {
+            cluster: Cluster::new(config),
+        }
+    }
+
+    /// The cluster view this client uses (metadata, connections), e.g. to share with tools.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        self.cluster
+            .config()
+            .request_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32
+    }
+
+    /// The active controller's connection, else any broker's (every broker forwards).
+    async fn controller(&self) -> Result<Arc<BrokerConnection>> {
+        let metadata = self.cluster.refresh(Some(&[])).await?;
+        if metadata.brokers.contains_key(&metadata.controller_id) {
+            if let Ok(c) = self.cluster.connection(metadata.controller_id).await {
+                return Ok(c);
+            }
+        }
+        self.cluster.any_connection().await
+    }
+
+    /// Runs `call` again while it fails with a transient error, until `request.timeout.ms`.
+    async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let config = self.cluster.config();
+        let deadline = Instant::now() + config.request_timeout;
+        loop {
+            match call().await {
+                Err(e) if is_transient(&e) && Instant::now() + config.retry_backoff < deadline => {
+                    tracing::debug!(error = %e, "retrying admin request");
+                    tokio::time::sleep(config.retry_backoff).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The cluster id, controller and brokers: DescribeCluster where the broker speaks it,
+    /// Metadata otherwise.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        self.retrying(|| async {
+            let connection = self.cluster.any_connection().await?;
+            if connection.version::<DescribeClusterRequest>(1).is_ok() {
+                let response = connection
+                    .send(&DescribeClusterRequest::default(), 1)
+                    .await?;
+                check(response.error_code, response.error_message.as_deref(), "")?;
+                let mut brokers: Vec<BrokerInfo> = response
+                    .brokers
+                    .into_iter()
+                    .map(|b| BrokerInfo {
+                        id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.map(|r| r.to_string()),
+                    })
+                    .collect();
+                brokers.sort_by_key(|b| b.id);
+                return Ok(ClusterDescription {
+                    cluster_id: Some(response.cluster_id.to_string()),
+                    controller: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+                    brokers,
+                });
+            }
+            let response = connection
+                .send(
+                    &MetadataRequest::default()
+                        .with_topics(Some(vec![]))
+                        .with_allow_auto_topic_creation(false),
+                    12,
+                )
+                .await?;
+            let mut brokers: Vec<BrokerInfo> = response
+                .brokers
+                .into_iter()
+                .map(|b| BrokerInfo {
+                    id: b.node_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                })
+                .collect();
+            brokers.sort_by_key(|b| b.id);
+            let BrokerId(controller) = response.controller_id;
+            Ok(ClusterDescription {
+                cluster_id: response.cluster_id.map(|c| c.to_string()),
+                controller: (controller >= 0).then_some(controller),
+                brokers,
+            })
+        })
+        .await
+    }
+}
+
+/// Errors worth retrying in an admin call: the coordinator or leader is moving or loading,
+/// or the connection dropped. (Unreachable brokers and unknown topics are reported at once.)
+fn is_transient(error: &ClientError) -> bool {
+    match error {
+        ClientError::Kafka { code, .. } => matches!(code.0, 5 | 6 | 14 | 15 | 16),
+        ClientError::Disconnected { .. } => true,
+        _ => false,
+    }
+}
+
+/// A broker error for `item`, or `Ok` for `NONE`.
+fn check(code: i16, message: Option<&str>, item: &str) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let detail = match (message.filter(|m| !m.is_empty()), item.is_empty()) {
+        (Some(m), true) => m.to_string(),
+        (Some(m), false) => format!("{item}: {m}"),
+        (None, false) => item.to_string(),
+        (None, true) => String::new(),
+    };
+    Err(ClientError::Kafka {
+        code: ErrorCode(code),
+        message: (!detail.is_empty()).then_some(detail),
+    })
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Kafka's name of an error code (`TOPIC_ALREADY_EXISTS` for 36…), covering every code of
+/// Kafka 4.x so tools can print the name users search for, even for codes Gregor's broker
+/// never sends.
+pub fn error_name(code: ErrorCode) -> &'static str {
+    const NAMES: &[&str] = &[
+        "NONE",
+        "OFFSET_OUT_OF_RANGE",
+        "CORRUPT_MESSAGE",
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        "INVALID_FETCH_SIZE",
+        "LEADER_NOT_AVAILABLE",
+        "NOT_LEADER_OR_FOLLOWER",
+        "REQUEST_TIMED_OUT",
+        "BROKER_NOT_AVAILABLE",
+        "REPLICA_NOT_AVAILABLE",
+        "MESSAGE_TOO_LARGE",
+        "STALE_CONTROLLER_EPOCH",
+        "OFFSET_METADATA_TOO_LARGE",
+        "NETWORK_EXCEPTION",
+        "COORDINATOR_LOAD_IN_PROGRESS",
+        "COORDINATOR_NOT_AVAILABLE",
+        "NOT_COORDINATOR",
+        "INVALID_TOPIC_EXCEPTION",
+        "RECORD_LIST_TOO_LARGE",
+        "NOT_ENOUGH_REPLICAS",
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        "INVALID_REQUIRED_ACKS",
+        "ILLEGAL_GENERATION",
+        "INCONSISTENT_GROUP_PROTOCOL",
+        "INVALID_GROUP_ID",
+        "UNKNOWN_MEMBER_ID",
+        "INVALID_SESSION_TIMEOUT",
+        "REBALANCE_IN_PROGRESS",
+        "INVALID_COMMIT_OFFSET_SIZE",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "GROUP_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "INVALID_TIMESTAMP",
+        "UNSUPPORTED_SASL_MECHANISM",
+        "ILLEGAL_SASL_STATE",
+        "UNSUPPORTED_VERSION",
+        "TOPIC_ALREADY_EXISTS",
+        "INVALID_PARTITIONS",
+        "INVALID_REPLICATION_FACTOR",
+        "INVALID_REPLICA_ASSIGNMENT",
+        "INVALID_CONFIG",
+        "NOT_CONTROLLER",
+        "INVALID_REQUEST",
+        "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        "POLICY_VIOLATION",
+        "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        "DUPLICATE_SEQUENCE_NUMBER",
+        "INVALID_PRODUCER_EPOCH",
+        "INVALID_TXN_STATE",
+        "INVALID_PRODUCER_ID_MAPPING",
+        "INVALID_TRANSACTION_TIMEOUT",
+        "CONCURRENT_TRANSACTIONS",
+        "TRANSACTION_COORDINATOR_FENCED",
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        "SECURITY_DISABLED",
+        "OPERATION_NOT_ATTEMPTED",
+        "KAFKA_STORAGE_ERROR",
+        "LOG_DIR_NOT_FOUND",
+        "SASL_AUTHENTICATION_FAILED",
+        "UNKNOWN_PRODUCER_ID",
+        "REASSIGNMENT_IN_PROGRESS",
+        "DELEGATION_TOKEN_AUTH_DISABLED",
+        "DELEGATION_TOKEN_NOT_FOUND",
+        "DELEGATION_TOKEN_OWNER_MISMATCH",
+        "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED",
+        "DELEGATION_TOKEN_AUTHORIZATION_FAILED",
+        "DELEGATION_TOKEN_EXPIRED",
+        "INVALID_PRINCIPAL_TYPE",
+        "NON_EMPTY_GROUP",
+        "GROUP_ID_NOT_FOUND",
+        "FETCH_SESSION_ID_NOT_FOUND",
+        "INVALID_FETCH_SESSION_EPOCH",
+        "LISTENER_NOT_FOUND",
+        "TOPIC_DELETION_DISABLED",
+        "FENCED_LEADER_EPOCH",
+        "UNKNOWN_LEADER_EPOCH",
+        "UNSUPPORTED_COMPRESSION_TYPE",
+        "STALE_BROKER_EPOCH",
+        "OFFSET_NOT_AVAILABLE",
+        "MEMBER_ID_REQUIRED",
+        "PREFERRED_LEADER_NOT_AVAILABLE",
+        "GROUP_MAX_SIZE_REACHED",
+        "FENCED_INSTANCE_ID",
+        "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+        "ELECTION_NOT_NEEDED",
+        "NO_REASSIGNMENT_IN_PROGRESS",
+        "GROUP_SUBSCRIBED_TO_TOPIC",
+        "INVALID_RECORD",
+        "UNSTABLE_OFFSET_COMMIT",
+        "THROTTLING_QUOTA_EXCEEDED",
+        "PRODUCER_FENCED",
+        "RESOURCE_NOT_FOUND",
+        "DUPLICATE_RESOURCE",
+        "UNACCEPTABLE_CREDENTIAL",
+        "INCONSISTENT_VOTER_SET",
+        "INVALID_UPDATE_VERSION",
+        "FEATURE_UPDATE_FAILED",
+        "PRINCIPAL_DESERIALIZATION_FAILURE",
+        "SNAPSHOT_NOT_FOUND",
+        "POSITION_OUT_OF_RANGE",
+        "UNKNOWN_TOPIC_ID",
+        "DUPLICATE_BROKER_REGISTRATION",
+        "BROKER_ID_NOT_REGISTERED",
+        "INCONSISTENT_TOPIC_ID",
+        "INCONSISTENT_CLUSTER_ID",
+        "TRANSACTIONAL_ID_NOT_FOUND",
+        "FETCH_SESSION_TOPIC_ID_ERROR",
+        "INELIGIBLE_REPLICA",
+        "NEW_LEADER_ELECTED",
+        "OFFSET_MOVED_TO_TIERED_STORAGE",
+        "FENCED_MEMBER_EPOCH",
+        "UNRELEASED_INSTANCE_ID",
+        "UNSUPPORTED_ASSIGNOR",
+        "STALE_MEMBER_EPOCH",
+        "MISMATCHED_ENDPOINT_TYPE",
+        "UNSUPPORTED_ENDPOINT_TYPE",
+        "UNKNOWN_CONTROLLER_ID",
+        "UNKNOWN_SUBSCRIPTION_ID",
+        "TELEMETRY_TOO_LARGE",
+        "INVALID_REGISTRATION",
+        "TRANSACTION_ABORTABLE",
+        "INVALID_RECORD_STATE",
+        "SHARE_SESSION_NOT_FOUND",
+        "INVALID_SHARE_SESSION_EPOCH",
+        "FENCED_STATE_EPOCH",
+        "INVALID_VOTER_KEY",
+        "DUPLICATE_VOTER",
+        "VOTER_NOT_FOUND",
+        "INVALID_REGULAR_EXPRESSION",
+        "REBOOTSTRAP_REQUIRED",
+    ];
+    usize::try_from(code.0)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
+        .unwrap_or("UNKNOWN_SERVER_ERROR")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_follow_kafka_codes() {
+        assert_eq!(error_name(ErrorCode(3)), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(ErrorCode(36)), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(error_name(ErrorCode(37)), "INVALID_PARTITIONS");
+        assert_eq!(error_name(ErrorCode(68)), "NON_EMPTY_GROUP");
+        assert_eq!(error_name(ErrorCode(69)), "GROUP_ID_NOT_FOUND");
+        assert_eq!(error_name(ErrorCode(100)), "UNKNOWN_TOPIC_ID");
+        assert_eq!(error_name(ErrorCode(113)), "STALE_MEMBER_EPOCH");
+        assert_eq!(error_name(ErrorCode(128)), "INVALID_REGULAR_EXPRESSION");
+        assert_eq!(error_name(ErrorCode(-1)), "UNKNOWN_SERVER_ERROR");
+        // Every name gregor-protocol knows agrees with this table.
+        for code in -1..=130 {
+            let known = ErrorCode(code).name();
+            if known != "UNKNOWN_SERVER_ERROR" {
+                assert_eq!(error_name(ErrorCode(code)), known, "code {code}");
+            }
+        }
+    }
+}
