@@ -3,6 +3,7 @@
 //! - [`config`]: settings under Kafka's client property names (`bootstrap.servers`, `acks`,
 //!   `group.id`…), validated when built.
 //! - [`connection`]: one pipelined connection per broker, with API version negotiation.
+//! - [`producer`]: batching, partitioning (Kafka's murmur2), retries; results as futures.
 //! - [`cluster`]: brokers, topics and leaders from Metadata; connections by broker id;
 //!   group coordinators.
 //!
@@ -20,3 +21,4 @@ pub mod serialization;
 
 pub use cluster::Cluster;
 pub use error::{ClientError, Result};
+pub use producer::{Producer, ProducerRecord, RecordMetadata};

@@ -1,0 +1,497 @@
+//! The sender: one background task per producer that fetches metadata, drains ready batches
+//! into Produce requests (one per leader broker, at most `max.in.flight.requests.per.connection`
+//! outstanding per broker), and completes, retries or fails each batch by its answer.
+//!
+//! Requests are written in order by the sender; their answers are awaited in tasks of their
+//! own, and a finished request wakes the sender to refill the broker's window.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gregor_protocol::ErrorCode;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::accumulator::{Batch, Failed, copy_error};
+use super::{Completion, RecordMetadata, Shared, State};
+use crate::connection::BrokerConnection;
+use crate::error::ClientError;
+
+/// Highest Produce version used: v13 names topics by id, v3–v12 by name.
+const MAX_PRODUCE_VERSION: i16 = 12;
+
+/// Runs until the producer is closed (or dropped) and every record is completed.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut metadata_retry: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        refresh_metadata(&shared, &mut metadata_retry).await;
+
+        let now = Instant::now();
+        let (requests, leaderless, wake_at, done) = {
+            let mut state = shared.state.lock();
+            let expired = state
+                .accumulator
+                .expire(now, shared.config.delivery_timeout);
+            let force = state.flushing > 0 || state.closing;
+            let max_in_flight = shared.config.max_in_flight;
+            let mut requests = Vec::new();
+            let mut leaderless = Vec::new();
+            let mut wake_at = None;
+            // Fill every broker's window: each pass takes at most one batch per partition.
+            loop {
+                let st: &mut State = &mut state;
+                let State {
+                    accumulator,
+                    in_flight,
+                    ..
+                } = st;
+                let mut may_send = |broker: i32| {
+                    let n = in_flight.entry(broker).or_insert(0);
+                    if *n < max_in_flight {
+                        *n += 1;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                let drained = accumulator.drain(now, force, &mut may_send);
+                wake_at = match (wake_at, drained.wake_at) {
+                    (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+                    (a, b) => a.or(b),
+                };
+                for topic in drained.leaderless {
+                    if !leaderless.contains(&topic) {
+                        leaderless.push(topic);
+                    }
+                }
+                if drained.requests.is_empty() {
+                    break;
+                }
+                requests.extend(drained.requests);
+            }
+            let done = state.closing && state.outstanding == 0;
+            drop(state);
+            fail_batches(&shared, expired, |n| {
+                ClientError::Timeout(
+                    shared.config.delivery_timeout.as_millis() as u64,
+                    format!("{n} record(s) not delivered within delivery.timeout.ms"),
+                )
+            });
+            (requests, leaderless, wake_at, done)
+        };
+        if done {
+            return;
+        }
+        for topic in leaderless {
+            shared.cluster.invalidate(&topic);
+            shared.state.lock().stale.insert(topic);
+        }
+        for (broker, batches) in requests {
+            if batches.is_empty() {
+                release_slot(&shared, broker);
+                continue;
+            }
+            dispatch(&shared, broker, batches).await;
+        }
+        let stale_wait = {
+            let state = shared.state.lock();
+            (!state.stale.is_empty() || !state.accumulator.unresolved_topics().is_empty())
+                .then(|| metadata_retry.values().min().copied())
+                .flatten()
+        };
+        let wake_at = match (wake_at, stale_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match wake_at {
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at.into(), notified).await;
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// Fetches metadata for topics whose records wait for it and for topics marked stale.
+async fn refresh_metadata(shared: &Arc<Shared>, retry_at: &mut HashMap<String, Instant>) {
+    let (topics, stale) = {
+        let state = shared.state.lock();
+        let mut topics = state.accumulator.unresolved_topics();
+        let stale: Vec<String> = state.stale.iter().cloned().collect();
+        topics.extend(
+            stale
+                .iter()
+                .filter(|t| !topics.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        (topics, stale)
+    };
+    let now = Instant::now();
+    for topic in topics {
+        if retry_at.get(&topic).is_some_and(|at| *at > now) {
+            continue;
+        }
+        if stale.contains(&topic) {
+            shared.cluster.invalidate(&topic);
+        }
+        match shared.cluster.topic(&topic).await {
+            Ok(info) if info.partitions.is_empty() => {
+                retry_at.insert(topic, now + shared.config.common.retry_backoff);
+            }
+            Ok(info) => {
+                let leaderless = info.partitions.iter().any(|p| p.leader < 0);
+                let failed = {
+                    let mut state = shared.state.lock();
+                    state.stale.remove(&topic);
+                    if leaderless {
+                        state.stale.insert(topic.clone());
+                    }
+                    state.accumulator.set_metadata(info)
+                };
+                if leaderless {
+                    retry_at.insert(topic, now + shared.config.common.retry_backoff);
+                } else {
+                    retry_at.remove(&topic);
+                }
+                complete_failed(shared, failed);
+            }
+            Err(error) => {
+                tracing::debug!(%topic, %error, "producer metadata");
+                // Records that waited longer than delivery.timeout.ms, or all of them when
+                // the error cannot go away by waiting, fail now.
+                let failed = {
+                    let mut state = shared.state.lock();
+                    if error.is_retriable() {
+                        let cutoff = now.checked_sub(shared.config.delivery_timeout);
+                        match cutoff {
+                            Some(cutoff) => {
+                                state
+                                    .accumulator
+                                    .fail_unresolved(&topic, &error, Some(cutoff))
+                            }
+                            None => Vec::new(),
+                        }
+                    } else {
+                        state.stale.remove(&topic);
+                        state.accumulator.fail_unresolved(&topic, &error, None)
+                    }
+                };
+                retry_at.insert(topic, now + shared.config.common.retry_backoff);
+                complete_failed(shared, failed);
+            }
+        }
+    }
+}
+
+/// Sends one Produce request with `batches` to `broker`; a task of its own waits for the
+/// answer and settles each batch.
+///
+/// Requests to one broker must reach its socket in drain order, or a partition's batches could
+/// be written out of order. So the request is encoded and written here, in the sender's own
+/// order: the connection's writer lock is FIFO, and polling the send once enqueues it there (or
+/// writes it) before the next request is dispatched. Only waiting for the answer is detached.
+async fn dispatch(shared: &Arc<Shared>, broker: i32, mut batches: Vec<Batch>) {
+    // Encode (and compress) outside the producer's lock; kept for retries.
+    let mut encode_failures = Vec::new();
+    batches.retain_mut(|batch| {
+        if batch.bytes.is_some() {
+            return true;
+        }
+        let builder = batch
+            .builder
+            .take()
+            .expect("a drained batch has its builder");
+        match builder.build() {
+            Ok(bytes) => {
+                batch.bytes = Some(Bytes::from(bytes));
+                true
+            }
+            Err(e) => {
+                encode_failures.push((
+                    std::mem::take(&mut batch.completions),
+                    ClientError::Protocol(format!("encoding a batch: {e}")),
+                ));
+                false
+            }
+        }
+    });
+    for (completions, error) in encode_failures {
+        finish(
+            shared,
+            completions
+                .into_iter()
+                .map(|(c, _)| (c, Err(copy_error(&error))))
+                .collect(),
+        );
+    }
+
+    let parts: Vec<(String, i32, Option<Bytes>)> = batches
+        .iter()
+        .map(|b| (b.topic.clone(), b.partition, b.bytes.clone()))
+        .collect();
+    if batches.is_empty() {
+        release_slot(shared, broker);
+        return;
+    }
+    let connection = match shared.cluster.connection(broker).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            settle(shared, broker, batches, Err(e));
+            return;
+        }
+    };
+    let mut send = Box::pin(tokio::task::unconstrained(send_request(
+        connection,
+        shared.config.acks,
+        shared.config.common.request_timeout,
+        parts,
+    )));
+    let first = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(result) => settle(shared, broker, batches, result),
+        Poll::Pending => {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                let result = send.await;
+                settle(&shared, broker, batches, result);
+            });
+        }
+    }
+}
+
+/// Completes, requeues or fails each batch of a request by its answer.
+fn settle(
+    shared: &Shared,
+    broker: i32,
+    batches: Vec<Batch>,
+    result: crate::Result<Vec<crate::Result<(i64, i64)>>>,
+) {
+    let now = Instant::now();
+    let mut retry = Vec::new();
+    let mut settled: Vec<(Completion, crate::Result<RecordMetadata>)> = Vec::new();
+    let mut stale = Vec::new();
+    match result {
+        Ok(answers) => {
+            for (mut batch, answer) in batches.into_iter().zip(answers) {
+                match answer {
+                    Ok((base_offset, log_append_time)) => {
+                        for (i, (completion, timestamp)) in std::mem::take(&mut batch.completions)
+                            .into_iter()
+                            .enumerate()
+                        {
+                            let metadata = RecordMetadata {
+                                topic: batch.topic.clone(),
+                                partition: batch.partition,
+                                offset: if base_offset < 0 {
+                                    -1
+                                } else {
+                                    base_offset + i as i64
+                                },
+                                timestamp: if log_append_time >= 0 {
+                                    log_append_time
+                                } else {
+                                    timestamp
+                                },
+                            };
+                            settled.push((completion, Ok(metadata)));
+                        }
+                    }
+                    Err(error) => settle_error(
+                        shared,
+                        batch,
+                        error,
+                        now,
+                        &mut retry,
+                        &mut settled,
+                        &mut stale,
+                    ),
+                }
+            }
+        }
+        Err(error) => {
+            for batch in batches {
+                settle_error(
+                    shared,
+                    batch,
+                    copy_error(&error),
+                    now,
+                    &mut retry,
+                    &mut settled,
+                    &mut stale,
+                );
+            }
+        }
+    }
+    for topic in &stale {
+        shared.cluster.invalidate(topic);
+    }
+    {
+        let mut state = shared.state.lock();
+        for batch in retry {
+            state.accumulator.requeue(batch);
+        }
+        state.stale.extend(stale);
+    }
+    finish(shared, settled);
+    release_slot(shared, broker);
+}
+
+/// A failed batch: back in its queue after `retry.backoff.ms` if the error is retriable and
+/// retries and `delivery.timeout.ms` allow, else its records fail.
+fn settle_error(
+    shared: &Shared,
+    mut batch: Batch,
+    error: ClientError,
+    now: Instant,
+    retry: &mut Vec<Batch>,
+    settled: &mut Vec<(Completion, crate::Result<RecordMetadata>)>,
+    stale: &mut Vec<String>,
+) {
+    let config = &shared.config;
+    let refresh = matches!(
+        error.code(),
+        Some(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+            | Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+            | Some(ErrorCode::LEADER_NOT_AVAILABLE)
+    ) || matches!(
+        error,
+        ClientError::Connect { .. } | ClientError::Disconnected { .. }
+    );
+    if refresh && !stale.contains(&batch.topic) {
+        stale.push(batch.topic.clone());
+    }
+    let in_time =
+        now.duration_since(batch.created) + config.common.retry_backoff < config.delivery_timeout;
+    if error.is_retriable() && batch.attempts < config.retries && in_time {
+        tracing::debug!(topic = %batch.topic, partition = batch.partition, %error, attempt = batch.attempts + 1, "retrying a batch");
+        batch.attempts += 1;
+        batch.retry_at = Some(now + config.common.retry_backoff);
+        retry.push(batch);
+    } else {
+        for (completion, _) in batch.completions {
+            settled.push((completion, Err(copy_error(&error))));
+        }
+    }
+}
+
+/// Sends the request; per batch, the base offset and log append time, or the error.
+///
+/// Nothing here awaits before the connection's write: see [`dispatch`].
+async fn send_request(
+    connection: Arc<BrokerConnection>,
+    acks: i16,
+    timeout: Duration,
+    batches: Vec<(String, i32, Option<Bytes>)>,
+) -> crate::Result<Vec<crate::Result<(i64, i64)>>> {
+    let version = connection.version::<ProduceRequest>(MAX_PRODUCE_VERSION)?;
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for (topic, partition, bytes) in &batches {
+        let data = PartitionProduceData::default()
+            .with_index(*partition)
+            .with_records(bytes.clone());
+        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics);
+    if acks == 0 {
+        connection.send_no_response(&request, version).await?;
+        return Ok(batches.iter().map(|_| Ok((-1, -1))).collect());
+    }
+    let response = connection.send_at(&request, version).await?;
+    Ok(batches
+        .iter()
+        .map(|(topic, partition, _)| {
+            let answer = response
+                .responses
+                .iter()
+                .filter(|t| t.name.0.as_str() == topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == *partition);
+            match answer {
+                None => Err(ClientError::Protocol(format!(
+                    "no answer for {topic}-{partition} in the Produce response"
+                ))),
+                Some(p) => match ClientError::from_code(
+                    p.error_code,
+                    p.error_message.as_ref().map(|m| m.as_str()).or_else(|| {
+                        p.record_errors
+                            .first()
+                            .and_then(|e| e.batch_index_error_message.as_ref().map(|m| m.as_str()))
+                    }),
+                ) {
+                    Some(e) => Err(e),
+                    None => Ok((p.base_offset, p.log_append_time_ms)),
+                },
+            }
+        })
+        .collect())
+}
+
+fn release_slot(shared: &Shared, broker: i32) {
+    {
+        let mut state = shared.state.lock();
+        if let Some(n) = state.in_flight.get_mut(&broker) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    shared.wake.notify_one();
+}
+
+fn fail_batches(shared: &Shared, batches: Vec<Batch>, error: impl Fn(usize) -> ClientError) {
+    let mut settled = Vec::new();
+    for batch in batches {
+        let n = batch.completions.len();
+        let e = error(n);
+        for (completion, _) in batch.completions {
+            settled.push((completion, Err(copy_error(&e))));
+        }
+    }
+    finish(shared, settled);
+}
+
+fn complete_failed(shared: &Shared, failed: Vec<Failed>) {
+    finish(
+        shared,
+        failed.into_iter().map(|(c, e)| (c, Err(e))).collect(),
+    );
+}
+
+/// Hands results to their callers (outside the lock: a callback may send again), then counts
+/// the records as done and wakes `flush`/`close` when none are left.
+pub(crate) fn finish(shared: &Shared, settled: Vec<(Completion, crate::Result<RecordMetadata>)>) {
+    if settled.is_empty() {
+        return;
+    }
+    let n = settled.len();
+    for (completion, result) in settled {
+        completion.complete(result);
+    }
+    let idle = {
+        let mut state = shared.state.lock();
+        state.outstanding = state.outstanding.saturating_sub(n);
+        state.outstanding == 0
+    };
+    if idle {
+        shared.idle.notify_waiters();
+        shared.wake.notify_one();
+    }
+}
