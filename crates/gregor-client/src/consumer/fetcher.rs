@@ -1,0 +1,430 @@
+//! Fetching ahead of `poll()`: one background task per leader broker keeps one Fetch in
+//! flight for the assigned, unpaused partitions it leads, and decodes the answers into
+//! per-partition buffers that `poll()` drains.
+//!
+//! The buffers are bounded: a partition is fetched again only while its buffer holds less than
+//! `max.partition.fetch.bytes`, and no partition is fetched while everything buffered exceeds
+//! `fetch.max.bytes`. So one consumer reads at close to the broker's speed (the next Fetch
+//! travels while the application handles the previous one) without unbounded memory.
+//!
+//! Every seek bumps the partition's `epoch`; an answer to a Fetch sent before it is dropped,
+//! so records never arrive from a position the application moved away from.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_protocol::ErrorCode;
+use gregor_protocol::batch::BatchIter;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{ConsumerRecord, TopicPartition};
+use crate::cluster::Cluster;
+use crate::config::ConsumerConfig;
+use crate::error::ClientError;
+
+/// The newest Fetch version whose semantics this fetcher implements (v13+ names topics by id).
+const FETCH_MAX_VERSION: i16 = 16;
+
+/// One assigned partition's consumption state.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionState {
+    /// Next offset `poll()` returns; `None` until initialized (committed offset or reset).
+    pub position: Option<i64>,
+    /// The fetcher reported OFFSET_OUT_OF_RANGE: reset by `auto.offset.reset`, ignoring commits.
+    pub out_of_range: bool,
+    /// Next offset to fetch (ahead of `position` by what is buffered).
+    pub fetch_offset: i64,
+    /// Paused partitions are neither fetched nor returned.
+    pub paused: bool,
+    /// Bumped by every seek; answers to older fetches are dropped.
+    pub epoch: u64,
+    /// A Fetch for this partition is on its way.
+    pub in_flight: bool,
+    /// Leader broker id, once known.
+    pub leader: Option<i32>,
+    /// Topic id (for Fetch v13+).
+    pub topic_id: Uuid,
+    /// Decoded records not yet returned.
+    pub buffer: VecDeque<ConsumerRecord>,
+    /// Approximate bytes held by `buffer`.
+    pub buffered_bytes: usize,
+    /// A fatal error to report from the next `poll()` (corrupt batch…).
+    pub error: Option<ClientError>,
+}
+
+impl PartitionState {
+    /// Moves the partition to `offset`, dropping what was fetched from elsewhere.
+    pub fn seek(&mut self, offset: i64) -> usize {
+        self.position = Some(offset);
+        self.out_of_range = false;
+        self.fetch_offset = offset;
+        self.epoch += 1;
+        self.in_flight = false;
+        self.buffer.clear();
+        std::mem::take(&mut self.buffered_bytes)
+    }
+}
+
+/// State shared by the consumer and its fetch tasks.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Assigned partitions.
+    pub partitions: HashMap<TopicPartition, PartitionState>,
+    /// Sum of every partition's `buffered_bytes`.
+    pub buffered_bytes: usize,
+    /// Set on close: tasks exit.
+    pub closed: bool,
+}
+
+/// The fetch side of a consumer: shared state, wake-ups, and the per-broker tasks.
+pub(crate) struct Fetcher {
+    pub shared: Arc<Mutex<Shared>>,
+    /// Signalled when records arrive or a partition changes state (wakes `poll()`).
+    pub data_ready: Arc<Notify>,
+    /// Signalled when buffers drain or partitions move (wakes the fetch tasks).
+    pub wake: Arc<Notify>,
+    tasks: HashMap<i32, tokio::task::JoinHandle<()>>,
+    cluster: Arc<Cluster>,
+    config: Arc<ConsumerConfig>,
+}
+
+impl Fetcher {
+    pub fn new(cluster: Arc<Cluster>, config: Arc<ConsumerConfig>) -> Fetcher {
+        Fetcher {
+            shared: Arc::default(),
+            data_ready: Arc::new(Notify::new()),
+            wake: Arc::new(Notify::new()),
+            tasks: HashMap::new(),
+            cluster,
+            config,
+        }
+    }
+
+    /// Starts a task for every leader of an assigned partition that has none yet.
+    pub fn ensure_tasks(&mut self) {
+        let leaders: Vec<i32> = {
+            let shared = self.shared.lock();
+            shared
+                .partitions
+                .values()
+                .filter_map(|p| p.leader)
+                .collect()
+        };
+        self.tasks.retain(|_, t| !t.is_finished());
+        for leader in leaders {
+            if self.tasks.contains_key(&leader) {
+                continue;
+            }
+            let task = BrokerFetch {
+                broker: leader,
+                shared: Arc::clone(&self.shared),
+                data_ready: Arc::clone(&self.data_ready),
+                wake: Arc::clone(&self.wake),
+                cluster: Arc::clone(&self.cluster),
+                config: Arc::clone(&self.config),
+            };
+            self.tasks.insert(leader, tokio::spawn(task.run()));
+        }
+    }
+
+    /// Stops every task.
+    pub fn shutdown(&mut self) {
+        self.shared.lock().closed = true;
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// What one Fetch asked for, per partition.
+struct Requested {
+    tp: TopicPartition,
+    epoch: u64,
+    offset: i64,
+}
+
+struct BrokerFetch {
+    broker: i32,
+    shared: Arc<Mutex<Shared>>,
+    data_ready: Arc<Notify>,
+    wake: Arc<Notify>,
+    cluster: Arc<Cluster>,
+    config: Arc<ConsumerConfig>,
+}
+
+impl BrokerFetch {
+    async fn run(self) {
+        loop {
+            let wake = self.wake.notified();
+            let requested = self.select();
+            match requested {
+                None => return,
+                Some(requested) if requested.is_empty() => {
+                    // Nothing to fetch now: wait for a drain, a seek, a resume.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), wake).await;
+                }
+                Some(requested) => {
+                    if let Err(e) = self.fetch(&requested).await {
+                        tracing::debug!(broker = self.broker, error = %e, "fetch failed");
+                        self.release(&requested, true);
+                        tokio::time::sleep(self.cluster.config().retry_backoff).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks the partitions to fetch and marks them in flight; `None` once closed.
+    fn select(&self) -> Option<Vec<Requested>> {
+        let mut shared = self.shared.lock();
+        if shared.closed {
+            return None;
+        }
+        if shared.buffered_bytes >= self.config.fetch_max_bytes.max(1) as usize {
+            return Some(Vec::new());
+        }
+        let limit = self.config.max_partition_fetch_bytes.max(1) as usize;
+        let mut requested = Vec::new();
+        for (tp, p) in shared.partitions.iter_mut() {
+            if p.leader == Some(self.broker)
+                && p.position.is_some()
+                && !p.paused
+                && !p.in_flight
+                && p.error.is_none()
+                && p.buffered_bytes < limit
+            {
+                p.in_flight = true;
+                requested.push(Requested {
+                    tp: tp.clone(),
+                    epoch: p.epoch,
+                    offset: p.fetch_offset,
+                });
+            }
+        }
+        Some(requested)
+    }
+
+    /// Clears the in-flight marks of a failed fetch; `forget_leader` makes `poll()` look the
+    /// leader up again.
+    fn release(&self, requested: &[Requested], forget_leader: bool) {
+        let mut shared = self.shared.lock();
+        for r in requested {
+            if let Some(p) = shared.partitions.get_mut(&r.tp)
+                && p.epoch == r.epoch
+            {
+                p.in_flight = false;
+                if forget_leader {
+                    p.leader = None;
+                }
+            }
+        }
+        drop(shared);
+        self.data_ready.notify_waiters();
+    }
+
+    async fn fetch(&self, requested: &[Requested]) -> crate::Result<()> {
+        let connection = self.cluster.connection(self.broker).await?;
+        let version = connection.version::<FetchRequest>(FETCH_MAX_VERSION)?;
+        let ids: HashMap<&str, Uuid> = {
+            let shared = self.shared.lock();
+            requested
+                .iter()
+                .filter_map(|r| shared.partitions.get(&r.tp).map(|p| (&*r.tp.0, p.topic_id)))
+                .collect()
+        };
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for r in requested {
+            let partition = FetchPartition::default()
+                .with_partition(r.tp.1)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(r.offset)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
+            match topics.iter_mut().find(|t| t.topic.0.as_str() == r.tp.0) {
+                Some(t) => t.partitions.push(partition),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(r.tp.0.clone())))
+                        .with_topic_id(ids.get(&*r.tp.0).copied().unwrap_or_default())
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.config.fetch_max_wait.as_millis() as i32)
+            .with_min_bytes(self.config.fetch_min_bytes)
+            .with_max_bytes(self.config.fetch_max_bytes)
+            .with_isolation_level(i8::from(self.config.read_committed))
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let response = connection.send_at(&request, version).await?;
+        if let Some(e) = ClientError::from_code(response.error_code, None) {
+            return Err(e);
+        }
+        let by_id: HashMap<Uuid, &str> = ids.iter().map(|(n, id)| (*id, *n)).collect();
+        let mut answered: HashMap<TopicPartition, (i16, Option<Bytes>)> = HashMap::new();
+        for topic in response.responses {
+            let name = if version >= 13 {
+                by_id.get(&topic.topic_id).map(|n| n.to_string())
+            } else {
+                Some(topic.topic.0.to_string())
+            };
+            let Some(name) = name else { continue };
+            for p in topic.partitions {
+                answered.insert((name.clone(), p.partition_index), (p.error_code, p.records));
+            }
+        }
+        // Decode outside the lock.
+        let mut decoded = Vec::new();
+        for r in requested {
+            let Some((code, records)) = answered.remove(&r.tp) else {
+                decoded.push((r, Outcome::Retry));
+                continue;
+            };
+            let outcome = match ErrorCode(code) {
+                ErrorCode::NONE => match decode(&r.tp, r.offset, records.unwrap_or_default()) {
+                    Ok((records, next, bytes)) => Outcome::Records(records, next, bytes),
+                    Err(e) => Outcome::Fatal(e),
+                },
+                ErrorCode::OFFSET_OUT_OF_RANGE => Outcome::OutOfRange,
+                code if crate::error::is_retriable_code(code) => {
+                    self.cluster.invalidate(&r.tp.0);
+                    Outcome::LeaderMoved
+                }
+                code => Outcome::Fatal(ClientError::Kafka {
+                    code,
+                    message: Some(format!("fetching {}-{}", r.tp.0, r.tp.1)),
+                }),
+            };
+            decoded.push((r, outcome));
+        }
+        let mut shared = self.shared.lock();
+        let mut added = 0;
+        for (r, outcome) in decoded {
+            let Some(p) = shared.partitions.get_mut(&r.tp) else {
+                continue;
+            };
+            if p.epoch != r.epoch {
+                continue;
+            }
+            p.in_flight = false;
+            match outcome {
+                Outcome::Records(records, next, bytes) => {
+                    p.buffer.extend(records);
+                    p.buffered_bytes += bytes;
+                    p.fetch_offset = next;
+                    added += bytes;
+                }
+                Outcome::OutOfRange => {
+                    p.position = None;
+                    p.out_of_range = true;
+                }
+                Outcome::LeaderMoved => p.leader = None,
+                Outcome::Retry => {}
+                Outcome::Fatal(e) => p.error = Some(e),
+            }
+        }
+        shared.buffered_bytes += added;
+        drop(shared);
+        self.data_ready.notify_waiters();
+        Ok(())
+    }
+}
+
+enum Outcome {
+    Records(Vec<ConsumerRecord>, i64, usize),
+    OutOfRange,
+    LeaderMoved,
+    Retry,
+    Fatal(ClientError),
+}
+
+/// Decodes the batches of one partition's answer: records at or after `from`, the next offset
+/// to fetch, and their approximate size. Control batches are skipped (their offsets still
+/// count); a batch cut off at the end (the broker sends whole batches up to the byte limit,
+/// possibly one partial) ends the data.
+fn decode(
+    tp: &TopicPartition,
+    from: i64,
+    data: Bytes,
+) -> crate::Result<(Vec<ConsumerRecord>, i64, usize)> {
+    let mut records = Vec::new();
+    let mut next = from;
+    let mut bytes = 0;
+    let corrupt = |e: &dyn std::fmt::Display, at: i64| ClientError::Kafka {
+        code: ErrorCode::CORRUPT_MESSAGE,
+        message: Some(format!("{}-{} at offset {at}: {e}", tp.0, tp.1)),
+    };
+    for batch in BatchIter::new(&data) {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(gregor_protocol::batch::BatchError::Truncated { .. }) => break,
+            Err(e) => {
+                if records.is_empty() && next == from {
+                    return Err(corrupt(&e, next));
+                }
+                break;
+            }
+        };
+        if batch.next_offset() <= from {
+            continue;
+        }
+        if batch.attributes().is_control() {
+            next = next.max(batch.next_offset());
+            continue;
+        }
+        let decoded = batch.records().map_err(|e| corrupt(&e, next))?;
+        let base = batch.base_offset();
+        for record in decoded {
+            let offset = record.offset(base);
+            if offset < from {
+                continue;
+            }
+            let timestamp = batch.record_timestamp(&record);
+            let record = ConsumerRecord {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                offset,
+                timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record
+                    .headers
+                    .into_iter()
+                    .map(|h| (String::from_utf8_lossy(&h.key).into_owned(), h.value))
+                    .collect(),
+            };
+            bytes += record_size(&record);
+            records.push(record);
+        }
+        next = next.max(batch.next_offset());
+    }
+    Ok((records, next, bytes))
+}
+
+/// Approximate memory a buffered record holds (for the `fetch.max.bytes` bound).
+pub(crate) fn record_size(record: &ConsumerRecord) -> usize {
+    64 + record.key.as_ref().map_or(0, Bytes::len)
+        + record.value.as_ref().map_or(0, Bytes::len)
+        + record
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
+}

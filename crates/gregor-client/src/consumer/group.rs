@@ -1,0 +1,505 @@
+//! Group membership over the classic protocol: FindCoordinator, JoinGroup (protocol type
+//! "consumer", one protocol per configured assignor with a `ConsumerProtocolSubscription`),
+//! SyncGroup (the leader runs the assignor), heartbeats in a background task, LeaveGroup.
+//!
+//! The heartbeat task never rebalances by itself: it raises flags (`needs_join`, `lost`) and
+//! wakes `poll()`, which revokes, rejoins and calls the rebalance listener on the caller's task
+//! — as the Java client runs rebalances inside `poll()`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gregor_protocol::ErrorCode;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::TopicPartition;
+use super::assignor::{self, MemberSubscription};
+use crate::cluster::Cluster;
+use crate::config::ConsumerConfig;
+use crate::connection::BrokerConnection;
+use crate::error::{ClientError, Result};
+
+/// The embedded consumer protocol's version we write (Java 3.x writes 3 for both).
+const PROTOCOL_VERSION: i16 = 3;
+
+/// Membership state shared with the heartbeat task.
+#[derive(Default)]
+pub(crate) struct GroupState {
+    /// Member id ("" before the first join or after UNKNOWN_MEMBER_ID).
+    pub member_id: String,
+    /// Current generation; -1 while not in one (joining, or fenced).
+    pub generation: i32,
+    /// A rebalance is needed (REBALANCE_IN_PROGRESS, fenced, revoked partitions).
+    pub needs_join: bool,
+    /// The member was fenced: its partitions are lost, not revoked.
+    pub lost: bool,
+    /// Cached coordinator connection.
+    pub coordinator: Option<Arc<BrokerConnection>>,
+}
+
+/// The consumer's membership in `group.id`.
+pub(crate) struct Membership {
+    pub group_id: String,
+    pub instance_id: Option<String>,
+    pub state: Arc<Mutex<GroupState>>,
+    /// Subscribed topics (empty: assign mode, the group only stores offsets).
+    pub topics: Vec<String>,
+    /// Generation of the last completed join (sent with owned partitions).
+    last_generation: i32,
+    wake: Arc<Notify>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    cluster: Arc<Cluster>,
+    config: Arc<ConsumerConfig>,
+}
+
+impl Membership {
+    pub fn new(
+        group_id: String,
+        cluster: Arc<Cluster>,
+        config: Arc<ConsumerConfig>,
+        wake: Arc<Notify>,
+    ) -> Membership {
+        Membership {
+            group_id,
+            instance_id: config.group_instance_id.clone(),
+            state: Arc::new(Mutex::new(GroupState {
+                generation: -1,
+                ..GroupState::default()
+            })),
+            topics: Vec::new(),
+            last_generation: -1,
+            wake,
+            heartbeat: None,
+            cluster,
+            config,
+        }
+    }
+
+    /// Whether the incremental (cooperative) protocol is used: only when every configured
+    /// assignor supports it, as in the Java client.
+    pub fn cooperative(&self) -> bool {
+        self.config
+            .assignors
+            .iter()
+            .all(|a| a == "cooperative-sticky")
+    }
+
+    /// The coordinator, looked up if unknown.
+    pub async fn coordinator(&self) -> Result<Arc<BrokerConnection>> {
+        let cached = self.state.lock().coordinator.clone();
+        if let Some(c) = cached.filter(|c| !c.is_closed()) {
+            return Ok(c);
+        }
+        let c = self.cluster.coordinator(&self.group_id, 0).await?;
+        self.state.lock().coordinator = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Forgets the coordinator after NOT_COORDINATOR or a broken connection.
+    pub fn coordinator_lost(&self) {
+        self.state.lock().coordinator = None;
+    }
+
+    /// Takes the rebalance flags: (needs_join, lost).
+    pub fn take_flags(&self) -> (bool, bool) {
+        let mut state = self.state.lock();
+        let flags = (state.needs_join, state.lost);
+        state.needs_join = false;
+        state.lost = false;
+        flags
+    }
+
+    /// Asks for a rebalance on the next `poll()`.
+    pub fn request_rejoin(&self) {
+        self.state.lock().needs_join = true;
+    }
+
+    /// (generation, member id) for commits: -1 and "" outside a generation.
+    pub fn identity(&self) -> (i32, String) {
+        let state = self.state.lock();
+        if self.topics.is_empty() {
+            (-1, String::new())
+        } else {
+            (state.generation, state.member_id.clone())
+        }
+    }
+
+    fn subscription(&self, owned: &[TopicPartition]) -> Bytes {
+        let mut by_topic: HashMap<&str, Vec<i32>> = HashMap::new();
+        for (t, p) in owned {
+            by_topic.entry(t).or_default().push(*p);
+        }
+        let subscription = ConsumerProtocolSubscription::default()
+            .with_topics(
+                self.topics
+                    .iter()
+                    .map(|t| StrBytes::from_string(t.clone()))
+                    .collect(),
+            )
+            .with_owned_partitions(
+                by_topic
+                    .into_iter()
+                    .map(|(t, partitions)| {
+                        OwnedTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            )
+            .with_generation_id(self.last_generation);
+        let mut buf = BytesMut::new();
+        buf.put_i16(PROTOCOL_VERSION);
+        subscription
+            .encode(&mut buf, PROTOCOL_VERSION)
+            .expect("a subscription always encodes");
+        buf.freeze()
+    }
+
+    /// Joins (or rejoins) the group and returns this member's assignment. `owned` is what the
+    /// member still holds (empty under the eager protocol, which revokes everything first).
+    pub async fn join(&mut self, owned: &[TopicPartition]) -> Result<Vec<TopicPartition>> {
+        self.state.lock().generation = -1;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.try_join(owned).await {
+                Ok(Some(assigned)) => {
+                    self.start_heartbeat();
+                    return Ok(assigned);
+                }
+                Ok(None) => continue,
+                Err(e) if e.is_retriable() && attempts < 50 => {
+                    if !matches!(e, ClientError::Kafka { .. }) && attempts > 3 {
+                        return Err(e);
+                    }
+                    tracing::debug!(group = %self.group_id, error = %e, "join failed; retrying");
+                    self.coordinator_lost();
+                    tokio::time::sleep(self.cluster.config().retry_backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One JoinGroup + SyncGroup round; `None` means "try again at once".
+    async fn try_join(&mut self, owned: &[TopicPartition]) -> Result<Option<Vec<TopicPartition>>> {
+        let coordinator = self.coordinator().await?;
+        let metadata = self.subscription(owned);
+        let member_id = self.state.lock().member_id.clone();
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
+            .with_session_timeout_ms(self.config.session_timeout.as_millis() as i32)
+            .with_rebalance_timeout_ms(self.config.max_poll_interval.as_millis() as i32)
+            .with_member_id(StrBytes::from_string(member_id))
+            .with_group_instance_id(self.instance_id.clone().map(StrBytes::from_string))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(
+                self.config
+                    .assignors
+                    .iter()
+                    .map(|name| {
+                        JoinGroupRequestProtocol::default()
+                            .with_name(StrBytes::from_string(name.clone()))
+                            .with_metadata(metadata.clone())
+                    })
+                    .collect(),
+            );
+        let response = coordinator.send(&request, 9).await?;
+        match ErrorCode(response.error_code) {
+            ErrorCode::NONE => {}
+            ErrorCode::MEMBER_ID_REQUIRED => {
+                self.state.lock().member_id = response.member_id.to_string();
+                return Ok(None);
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID => {
+                self.state.lock().member_id.clear();
+                return Ok(None);
+            }
+            ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::ILLEGAL_GENERATION => return Ok(None),
+            code => {
+                return Err(ClientError::Kafka {
+                    code,
+                    message: Some(format!("joining group {}", self.group_id)),
+                });
+            }
+        }
+        let member_id = response.member_id.to_string();
+        let generation = response.generation_id;
+        let protocol = response
+            .protocol_name
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "range".to_string());
+        self.state.lock().member_id = member_id.clone();
+        let assignments = if response.leader.as_str() == member_id && !response.skip_assignment {
+            self.lead(&protocol, &response.members).await?
+        } else {
+            Vec::new()
+        };
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member_id.clone()))
+            .with_group_instance_id(self.instance_id.clone().map(StrBytes::from_string))
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(Some(StrBytes::from_string(protocol)))
+            .with_assignments(assignments);
+        let response = coordinator.send(&request, 5).await?;
+        match ErrorCode(response.error_code) {
+            ErrorCode::NONE => {}
+            ErrorCode::UNKNOWN_MEMBER_ID => {
+                self.state.lock().member_id.clear();
+                return Ok(None);
+            }
+            ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::ILLEGAL_GENERATION => return Ok(None),
+            code => {
+                return Err(ClientError::Kafka {
+                    code,
+                    message: Some(format!("syncing group {}", self.group_id)),
+                });
+            }
+        }
+        let assigned = decode_assignment(&response.assignment)?;
+        {
+            let mut state = self.state.lock();
+            state.generation = generation;
+            state.needs_join = false;
+            state.lost = false;
+        }
+        self.last_generation = generation;
+        Ok(Some(assigned))
+    }
+
+    /// The leader's part: read every member's subscription, run the assignor, encode.
+    async fn lead(
+        &self,
+        protocol: &str,
+        members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>> {
+        let subscriptions: Vec<MemberSubscription> = members
+            .iter()
+            .map(|m| {
+                let mut s = decode_subscription(&m.metadata);
+                s.member_id = m.member_id.to_string();
+                s.instance_id = m.group_instance_id.as_ref().map(|i| i.to_string());
+                s
+            })
+            .collect();
+        let mut counts = HashMap::new();
+        for topic in subscriptions.iter().flat_map(|s| &s.topics) {
+            if counts.contains_key(topic) {
+                continue;
+            }
+            match self.cluster.topic(topic).await {
+                Ok(info) => {
+                    counts.insert(topic.clone(), info.partitions.len() as i32);
+                }
+                Err(e) => tracing::debug!(%topic, error = %e, "subscribed topic not assignable"),
+            }
+        }
+        let assignment = assignor::assign(protocol, &subscriptions, &counts);
+        Ok(assignment
+            .into_iter()
+            .map(|(member, tps)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_assignment(encode_assignment(&tps))
+            })
+            .collect())
+    }
+
+    fn start_heartbeat(&mut self) {
+        if self.heartbeat.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let state = Arc::clone(&self.state);
+        let wake = Arc::clone(&self.wake);
+        let group = self.group_id.clone();
+        let instance = self.instance_id.clone();
+        let interval = self.config.heartbeat_interval;
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let (member, generation, coordinator) = {
+                    let s = state.lock();
+                    (s.member_id.clone(), s.generation, s.coordinator.clone())
+                };
+                let Some(coordinator) = coordinator.filter(|_| generation >= 0) else {
+                    continue;
+                };
+                let request = HeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                    .with_generation_id(generation)
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_group_instance_id(instance.clone().map(StrBytes::from_string));
+                let result = coordinator.send(&request, 4).await;
+                let mut s = state.lock();
+                if s.generation != generation {
+                    continue; // a rejoin happened meanwhile
+                }
+                let code = match result {
+                    Ok(r) => ErrorCode(r.error_code),
+                    Err(_) => {
+                        s.coordinator = None;
+                        continue;
+                    }
+                };
+                match code {
+                    ErrorCode::NONE => continue,
+                    ErrorCode::REBALANCE_IN_PROGRESS => s.needs_join = true,
+                    ErrorCode::ILLEGAL_GENERATION | ErrorCode::FENCED_INSTANCE_ID => {
+                        s.needs_join = true;
+                        s.lost = true;
+                        s.generation = -1;
+                    }
+                    ErrorCode::UNKNOWN_MEMBER_ID => {
+                        s.needs_join = true;
+                        s.lost = true;
+                        s.generation = -1;
+                        s.member_id.clear();
+                    }
+                    _ => {
+                        s.coordinator = None;
+                        continue;
+                    }
+                }
+                drop(s);
+                wake.notify_waiters();
+            }
+        }));
+    }
+
+    /// Leaves the group (dynamic members only: a static member keeps its place until
+    /// `session.timeout.ms` passes, so a restart does not rebalance) and stops heartbeats.
+    pub async fn leave(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        let member_id = {
+            let mut s = self.state.lock();
+            s.generation = -1;
+            s.member_id.clone()
+        };
+        if self.instance_id.is_some() || member_id.is_empty() || self.topics.is_empty() {
+            return;
+        }
+        let Ok(coordinator) = self.coordinator().await else {
+            return;
+        };
+        let request = LeaveGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
+            .with_member_id(StrBytes::from_string(member_id.clone()))
+            .with_members(vec![
+                MemberIdentity::default()
+                    .with_member_id(StrBytes::from_string(member_id))
+                    .with_reason(Some(StrBytes::from_static_str("the consumer is closing"))),
+            ]);
+        if let Err(e) = coordinator.send(&request, 5).await {
+            tracing::debug!(group = %self.group_id, error = %e, "LeaveGroup failed");
+        }
+        self.state.lock().member_id.clear();
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Reads a member's `ConsumerProtocolSubscription` (any version; newer ones are read as the
+/// newest we know, their extra fields ignored). Unreadable metadata subscribes to nothing.
+fn decode_subscription(metadata: &[u8]) -> MemberSubscription {
+    let mut buf = Bytes::copy_from_slice(metadata);
+    if buf.len() < 2 {
+        return MemberSubscription::default();
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    let Ok(s) = ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)) else {
+        return MemberSubscription::default();
+    };
+    MemberSubscription {
+        member_id: String::new(),
+        instance_id: None,
+        topics: s.topics.iter().map(|t| t.to_string()).collect(),
+        owned: s
+            .owned_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+            .collect(),
+        generation: if version >= 2 { s.generation_id } else { -1 },
+    }
+}
+
+fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
+    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
+    for (t, p) in partitions {
+        match by_topic.iter_mut().find(|(name, _)| name == t) {
+            Some((_, ps)) => ps.push(*p),
+            None => by_topic.push((t.clone(), vec![*p])),
+        }
+    }
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        by_topic
+            .into_iter()
+            .map(|(t, partitions)| {
+                AssignedTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(t)))
+                    .with_partitions(partitions)
+            })
+            .collect(),
+    );
+    let mut buf = BytesMut::new();
+    buf.put_i16(PROTOCOL_VERSION);
+    assignment
+        .encode(&mut buf, PROTOCOL_VERSION)
+        .expect("an assignment always encodes");
+    buf.freeze()
+}
+
+/// Reads this member's assignment from SyncGroup (empty bytes: nothing assigned).
+fn decode_assignment(bytes: &Bytes) -> Result<Vec<TopicPartition>> {
+    if bytes.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut buf = bytes.clone();
+    let version = bytes::Buf::get_i16(&mut buf);
+    let assignment = ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3))
+        .map_err(|e| ClientError::Protocol(format!("ConsumerProtocolAssignment: {e}")))?;
+    Ok(assignment
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_round_trips() {
+        let tps = vec![
+            ("a".to_string(), 0),
+            ("a".to_string(), 2),
+            ("b".to_string(), 1),
+        ];
+        assert_eq!(decode_assignment(&encode_assignment(&tps)).unwrap(), tps);
+        assert!(decode_assignment(&Bytes::new()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,764 @@
+//! The consumer: reads records from assigned partitions, or from those a consumer group hands
+//! it, with Kafka's semantics and config names.
+//!
+//! * [`Consumer::assign`] takes partitions directly (no rebalancing); with a `group.id` their
+//!   start comes from the group's committed offsets, else from `auto.offset.reset`.
+//! * [`Consumer::subscribe`] joins the group through the classic protocol (`JoinGroup` /
+//!   `SyncGroup` / `Heartbeat`) with the "range", "roundrobin" or "cooperative-sticky"
+//!   assignor, so it can share a group with Java or librdkafka consumers.
+//! * [`Consumer::poll`] returns what the background fetchers ([`fetcher`]) already buffered,
+//!   and drives rebalances and auto-commits, as the Java client's `poll` does.
+//!
+//! ```no_run
+//! # async fn demo() -> gregor_client::Result<()> {
+//! use std::time::Duration;
+//! use gregor_client::config::ConsumerConfig;
+//! use gregor_client::consumer::Consumer;
+//!
+//! let config = ConsumerConfig::from_properties([
+//!     ("bootstrap.servers", "localhost:9092"),
+//!     ("group.id", "billing"),
+//!     ("auto.offset.reset", "earliest"),
+//! ])?;
+//! let mut consumer = Consumer::new(config)?;
+//! consumer.subscribe(vec!["invoices".to_string()], None).await?;
+//! for record in consumer.poll(Duration::from_secs(1)).await? {
+//!     println!("{}@{}: {:?}", record.partition, record.offset, record.value);
+//! }
+//! consumer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod assignor;
+mod fetcher;
+mod group;
+pub mod offsets;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gregor_protocol::ErrorCode;
+
+use crate::cluster::Cluster;
+use crate::config::{ConsumerConfig, OffsetReset};
+use crate::error::{ClientError, Result};
+use fetcher::{Fetcher, PartitionState};
+use group::Membership;
+use offsets::CommitIdentity;
+
+/// A partition: (topic, partition index).
+pub type TopicPartition = (String, i32);
+
+/// A record as the consumer returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Create time or log-append time, in ms since the epoch, as the batch says.
+    pub timestamp: i64,
+    /// Key (`None`: null key).
+    pub key: Option<Bytes>,
+    /// Value (`None`: null value, a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order; keys may repeat, values may be null.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Told when the group moves partitions to or away from this consumer; called from inside
+/// [`Consumer::poll`] (and [`Consumer::close`]), on the caller's task, so an implementation can
+/// commit or save state before a partition goes to another member.
+pub trait RebalanceListener: Send {
+    /// `partitions` are taken away in an orderly rebalance: their offsets were just committed
+    /// (with auto-commit); finish work on them.
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]);
+    /// `partitions` were added (cooperative) or are the whole new assignment (eager).
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]);
+    /// `partitions` were lost: the member was fenced (session expired), another member may
+    /// already own them, so nothing can be committed for them. Defaults to revoked.
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        self.on_partitions_revoked(partitions);
+    }
+}
+
+/// A Kafka consumer.
+pub struct Consumer {
+    config: Arc<ConsumerConfig>,
+    cluster: Arc<Cluster>,
+    fetcher: Fetcher,
+    group: Option<Membership>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    last_auto_commit: Instant,
+    next_drain: usize,
+    closed: bool,
+}
+
+impl Consumer {
+    /// A consumer with `config`; nothing is contacted until the first call that needs the
+    /// cluster. Must be called inside a tokio runtime (it spawns its fetch tasks there).
+    pub fn new(config: ConsumerConfig) -> Result<Consumer> {
+        let config = Arc::new(config);
+        let cluster = Cluster::new(config.common.clone());
+        let fetcher = Fetcher::new(Arc::clone(&cluster), Arc::clone(&config));
+        let group = config.group_id.clone().map(|g| {
+            Membership::new(
+                g,
+                Arc::clone(&cluster),
+                Arc::clone(&config),
+                Arc::clone(&fetcher.data_ready),
+            )
+        });
+        Ok(Consumer {
+            config,
+            cluster,
+            fetcher,
+            group,
+            listener: None,
+            last_auto_commit: Instant::now(),
+            next_drain: 0,
+            closed: false,
+        })
+    }
+
+    /// The cluster this consumer talks to (metadata, connections).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Consumes exactly `partitions`, replacing any earlier assignment or subscription (which
+    /// is left: the group no longer rebalances this consumer). Partitions kept from the previous
+    /// assignment keep their positions.
+    pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        self.check_open()?;
+        if let Some(group) = &mut self.group
+            && !group.topics.is_empty()
+        {
+            group.leave().await;
+            group.topics.clear();
+        }
+        self.set_assignment(&partitions.into_iter().collect());
+        Ok(())
+    }
+
+    fn set_assignment(&mut self, wanted: &BTreeSet<TopicPartition>) {
+        let mut shared = self.fetcher.shared.lock();
+        let mut dropped = 0;
+        shared.partitions.retain(|tp, p| {
+            let keep = wanted.contains(tp);
+            if !keep {
+                dropped += p.buffered_bytes;
+            }
+            keep
+        });
+        shared.buffered_bytes -= dropped;
+        for tp in wanted {
+            shared.partitions.entry(tp.clone()).or_default();
+        }
+        drop(shared);
+        self.fetcher.wake.notify_waiters();
+    }
+
+    /// The partitions currently assigned, sorted.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        let mut tps: Vec<_> = self
+            .fetcher
+            .shared
+            .lock()
+            .partitions
+            .keys()
+            .cloned()
+            .collect();
+        tps.sort();
+        tps
+    }
+
+    /// Joins `group.id` consuming `topics`; partitions arrive through rebalances driven by
+    /// [`Consumer::poll`], and `listener` hears about each. Replaces an earlier assignment.
+    pub async fn subscribe(
+        &mut self,
+        topics: Vec<String>,
+        listener: Option<Box<dyn RebalanceListener>>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let Some(group) = &mut self.group else {
+            return Err(ClientError::Config {
+                key: "group.id".into(),
+                message: "subscribe needs a consumer group; set group.id or use assign".into(),
+            });
+        };
+        if topics.is_empty() {
+            return Err(ClientError::Config {
+                key: "topics".into(),
+                message: "subscribe needs at least one topic".into(),
+            });
+        }
+        let from_assign = group.topics.is_empty();
+        group.topics = topics;
+        if from_assign {
+            // Coming from assign mode: start with nothing.
+            self.set_assignment(&BTreeSet::new());
+        }
+        let group = self.group.as_mut().expect("checked above");
+        group.request_rejoin();
+        self.listener = listener;
+        Ok(())
+    }
+
+    fn with_partition<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        f: impl FnOnce(&mut PartitionState) -> T,
+    ) -> Result<T> {
+        let mut shared = self.fetcher.shared.lock();
+        let tp = (topic.to_string(), partition);
+        let p = shared
+            .partitions
+            .get_mut(&tp)
+            .ok_or_else(|| not_assigned(&tp))?;
+        let result = f(p);
+        Ok(result)
+    }
+
+    /// Sets the next offset `poll` returns for an assigned partition.
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) -> Result<()> {
+        let mut shared = self.fetcher.shared.lock();
+        let tp = (topic.to_string(), partition);
+        let dropped = shared
+            .partitions
+            .get_mut(&tp)
+            .ok_or_else(|| not_assigned(&tp))?
+            .seek(offset);
+        shared.buffered_bytes -= dropped;
+        drop(shared);
+        self.fetcher.wake.notify_waiters();
+        Ok(())
+    }
+
+    async fn seek_to(&mut self, partitions: &[TopicPartition], timestamp: i64) -> Result<()> {
+        let offsets = offsets::list_offsets(
+            &self.cluster,
+            partitions,
+            timestamp,
+            self.config.read_committed,
+        )
+        .await?;
+        let ends = if timestamp >= 0 && offsets.values().any(Option::is_none) {
+            offsets::list_offsets(
+                &self.cluster,
+                partitions,
+                offsets::LATEST,
+                self.config.read_committed,
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
+        for tp in partitions {
+            let offset = offsets
+                .get(tp)
+                .copied()
+                .flatten()
+                .or_else(|| ends.get(tp).copied().flatten())
+                .unwrap_or(0);
+            self.seek(&tp.0, tp.1, offset)?;
+        }
+        Ok(())
+    }
+
+    /// Moves `partitions` (all assigned ones if empty) to their log start.
+    pub async fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let tps = self.or_all(partitions);
+        self.seek_to(&tps, offsets::EARLIEST).await
+    }
+
+    /// Moves `partitions` (all assigned ones if empty) to their log end.
+    pub async fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let tps = self.or_all(partitions);
+        self.seek_to(&tps, offsets::LATEST).await
+    }
+
+    /// Moves `partitions` (all assigned ones if empty) to the first record with a timestamp at
+    /// or after `timestamp_ms` (the log end where there is none).
+    pub async fn seek_to_timestamp(
+        &mut self,
+        partitions: &[TopicPartition],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let tps = self.or_all(partitions);
+        self.seek_to(&tps, timestamp_ms.max(0)).await
+    }
+
+    fn or_all(&self, partitions: &[TopicPartition]) -> Vec<TopicPartition> {
+        if partitions.is_empty() {
+            self.assignment()
+        } else {
+            partitions.to_vec()
+        }
+    }
+
+    /// The next offset `poll` returns for an assigned partition, resolving it (committed
+    /// offset or `auto.offset.reset`) if not known yet.
+    pub async fn position(&mut self, topic: &str, partition: i32) -> Result<i64> {
+        if let Some(p) = self.with_partition(topic, partition, |p| p.position)? {
+            return Ok(p);
+        }
+        self.update_positions(true).await?;
+        self.with_partition(topic, partition, |p| p.position)?
+            .ok_or_else(|| ClientError::Timeout(0, format!("position of {topic}-{partition}")))
+    }
+
+    /// Stops returning and fetching records of `partitions` until [`Consumer::resume`].
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.with_partition(&tp.0, tp.1, |p| p.paused = true)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Consumer::pause`].
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.with_partition(&tp.0, tp.1, |p| p.paused = false)?;
+        }
+        self.fetcher.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// The paused partitions, sorted.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        let mut tps: Vec<_> = self
+            .fetcher
+            .shared
+            .lock()
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        tps.sort();
+        tps
+    }
+
+    /// Waits up to `timeout` for records and returns at most `max.poll.records` of them (empty
+    /// when none came). Also rebalances when the group asks and auto-commits.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.check_open()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.maintain_group().await?;
+            self.maybe_auto_commit();
+            self.update_positions(false).await?;
+            self.fetcher.ensure_tasks();
+            let data_ready = Arc::clone(&self.fetcher.data_ready);
+            let notified = data_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let records = self.drain()?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(records);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+    }
+
+    /// Hands out buffered records, rotating the starting partition between calls so no
+    /// partition starves.
+    fn drain(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let max = self.config.max_poll_records.max(1);
+        let mut shared = self.fetcher.shared.lock();
+        let mut keys: Vec<TopicPartition> = shared.partitions.keys().cloned().collect();
+        keys.sort();
+        for tp in &keys {
+            if let Some(e) = shared.partitions.get_mut(tp).and_then(|p| p.error.take()) {
+                return Err(e);
+            }
+        }
+        let mut out = Vec::new();
+        let mut drained = 0;
+        let n = keys.len();
+        for i in 0..n {
+            let tp = &keys[(self.next_drain + i) % n];
+            let p = shared.partitions.get_mut(tp).expect("key exists");
+            let Some(mut position) = p.position.filter(|_| !p.paused) else {
+                continue;
+            };
+            while out.len() < max {
+                let Some(record) = p.buffer.pop_front() else {
+                    break;
+                };
+                let size = fetcher::record_size(&record);
+                p.buffered_bytes -= size;
+                drained += size;
+                if record.offset < position {
+                    continue;
+                }
+                position = record.offset + 1;
+                out.push(record);
+            }
+            if p.buffer.is_empty() && p.fetch_offset > position {
+                // Control batches and compacted-away offsets: move past them too.
+                position = p.fetch_offset;
+            }
+            p.position = Some(position);
+            if out.len() >= max {
+                self.next_drain = (self.next_drain + i + 1) % n;
+                break;
+            }
+        }
+        shared.buffered_bytes -= drained;
+        drop(shared);
+        if drained > 0 {
+            self.fetcher.wake.notify_waiters();
+        }
+        Ok(out)
+    }
+
+    /// Finds leaders and initial positions of partitions that lack them. Retriable failures
+    /// (a topic still being created, a leader moving) are retried on the next poll, unless
+    /// `strict`.
+    async fn update_positions(&mut self, strict: bool) -> Result<()> {
+        let (no_leader, no_position): (Vec<TopicPartition>, Vec<(TopicPartition, bool)>) = {
+            let shared = self.fetcher.shared.lock();
+            (
+                shared
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| p.leader.is_none())
+                    .map(|(tp, _)| tp.clone())
+                    .collect(),
+                shared
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| p.position.is_none())
+                    .map(|(tp, p)| (tp.clone(), p.out_of_range))
+                    .collect(),
+            )
+        };
+        let result = async {
+            if !no_leader.is_empty() {
+                self.find_leaders(&no_leader).await?;
+            }
+            if !no_position.is_empty() {
+                self.init_positions(&no_position).await?;
+            }
+            Ok::<(), ClientError>(())
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retriable() && !strict && !matches!(e, ClientError::Connect { .. }) => {
+                tracing::debug!(error = %e, "positions not ready yet");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn find_leaders(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let topics: BTreeSet<&String> = partitions.iter().map(|(t, _)| t).collect();
+        for topic in topics {
+            let info = self.cluster.topic(topic).await?;
+            let mut shared = self.fetcher.shared.lock();
+            for p in &info.partitions {
+                if let Some(state) = shared.partitions.get_mut(&(topic.clone(), p.id)) {
+                    state.topic_id = info.id;
+                    state.leader = (p.leader >= 0).then_some(p.leader);
+                }
+            }
+            if info.partitions.iter().any(|p| p.leader < 0) {
+                self.cluster.invalidate(topic);
+            }
+        }
+        Ok(())
+    }
+
+    async fn init_positions(&mut self, partitions: &[(TopicPartition, bool)]) -> Result<()> {
+        let mut resolved: HashMap<TopicPartition, i64> = HashMap::new();
+        let fresh: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(_, out_of_range)| !out_of_range)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if let Some(group) = &self.group
+            && !fresh.is_empty()
+        {
+            let coordinator = group.coordinator().await?;
+            let committed = offsets::fetch_committed(&coordinator, &group.group_id, &fresh).await?;
+            resolved.extend(
+                committed
+                    .into_iter()
+                    .filter_map(|(tp, o)| o.map(|o| (tp, o))),
+            );
+        }
+        let rest: Vec<TopicPartition> = partitions
+            .iter()
+            .map(|(tp, _)| tp.clone())
+            .filter(|tp| !resolved.contains_key(tp))
+            .collect();
+        if !rest.is_empty() {
+            let timestamp = match self.config.auto_offset_reset {
+                OffsetReset::Earliest => offsets::EARLIEST,
+                OffsetReset::Latest => offsets::LATEST,
+                OffsetReset::None => {
+                    let tp = &rest[0];
+                    return Err(ClientError::Kafka {
+                        code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                        message: Some(format!(
+                            "no valid offset for {}-{} and auto.offset.reset is none",
+                            tp.0, tp.1
+                        )),
+                    });
+                }
+            };
+            let listed =
+                offsets::list_offsets(&self.cluster, &rest, timestamp, self.config.read_committed)
+                    .await?;
+            resolved.extend(listed.into_iter().map(|(tp, o)| (tp, o.unwrap_or(0))));
+        }
+        let mut shared = self.fetcher.shared.lock();
+        let mut dropped = 0;
+        for (tp, offset) in resolved {
+            if let Some(p) = shared.partitions.get_mut(&tp)
+                && p.position.is_none()
+            {
+                dropped += p.seek(offset);
+            }
+        }
+        shared.buffered_bytes -= dropped;
+        drop(shared);
+        self.fetcher.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Positions of assigned partitions that have one: what a commit without arguments stores.
+    fn consumed_offsets(&self) -> HashMap<TopicPartition, i64> {
+        self.fetcher
+            .shared
+            .lock()
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+            .collect()
+    }
+
+    fn commit_identity(&self, group: &Membership) -> CommitIdentity {
+        let (generation, member_id) = group.identity();
+        CommitIdentity {
+            group: group.group_id.clone(),
+            generation,
+            member_id,
+            instance_id: group.instance_id.clone(),
+        }
+    }
+
+    fn group(&self) -> Result<&Membership> {
+        self.group.as_ref().ok_or_else(|| ClientError::Config {
+            key: "group.id".into(),
+            message: "committing offsets needs a consumer group; set group.id".into(),
+        })
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition), or the current positions of
+    /// every assigned partition, and waits for the coordinator's answer.
+    pub async fn commit_sync(
+        &mut self,
+        offsets: Option<HashMap<TopicPartition, i64>>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets());
+        let group = self.group()?;
+        let identity = self.commit_identity(group);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let coordinator = group.coordinator().await?;
+            match offsets::commit(coordinator, identity.clone(), offsets.clone()).await {
+                Err(e) if e.is_retriable() && attempt < 5 => {
+                    group.coordinator_lost();
+                    tokio::time::sleep(self.cluster.config().retry_backoff).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Starts committing like [`Consumer::commit_sync`] without waiting; the handle tells how
+    /// it went.
+    pub fn commit_async(
+        &mut self,
+        offsets: Option<HashMap<TopicPartition, i64>>,
+    ) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        self.check_open()?;
+        let offsets = offsets.unwrap_or_else(|| self.consumed_offsets());
+        let group = self.group()?;
+        let identity = self.commit_identity(group);
+        let cached = group.state.lock().coordinator.clone();
+        let cluster = Arc::clone(&self.cluster);
+        let state = Arc::clone(&group.state);
+        Ok(tokio::spawn(async move {
+            let coordinator = match cached.filter(|c| !c.is_closed()) {
+                Some(c) => c,
+                None => cluster.coordinator(&identity.group, 0).await?,
+            };
+            let result = offsets::commit(coordinator, identity, offsets).await;
+            if result.as_ref().is_err_and(ClientError::is_retriable) {
+                state.lock().coordinator = None;
+            }
+            result
+        }))
+    }
+
+    fn maybe_auto_commit(&mut self) {
+        if !self.config.enable_auto_commit
+            || self.group.is_none()
+            || self.last_auto_commit.elapsed() < self.config.auto_commit_interval
+        {
+            return;
+        }
+        self.last_auto_commit = Instant::now();
+        if let Ok(handle) = self.commit_async(None) {
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = handle.await {
+                    tracing::debug!(error = %e, "auto-commit failed");
+                }
+            });
+        }
+    }
+
+    /// Auto-commits `partitions` before they go away (errors are logged: the rebalance goes on).
+    async fn commit_before_revoke(&mut self, partitions: &[TopicPartition]) {
+        if !self.config.enable_auto_commit || partitions.is_empty() {
+            return;
+        }
+        let all = self.consumed_offsets();
+        let offsets = partitions
+            .iter()
+            .filter_map(|tp| all.get(tp).map(|o| (tp.clone(), *o)))
+            .collect();
+        if let Err(e) = self.commit_sync(Some(offsets)).await {
+            tracing::warn!(error = %e, "committing offsets before a rebalance failed");
+        }
+    }
+
+    /// The group's committed offsets for `partitions` (`None`: nothing committed).
+    pub async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<i64>>> {
+        let group = self.group()?;
+        let coordinator = group.coordinator().await?;
+        offsets::fetch_committed(&coordinator, &group.group_id, partitions).await
+    }
+
+    /// Runs a rebalance if the group asked for one (or the subscription is new).
+    async fn maintain_group(&mut self) -> Result<()> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        if group.topics.is_empty() {
+            return Ok(());
+        }
+        let (needs_join, lost) = group.take_flags();
+        if !needs_join {
+            return Ok(());
+        }
+        let cooperative = group.cooperative();
+        let owned = self.assignment();
+        if lost && !owned.is_empty() {
+            if let Some(l) = &mut self.listener {
+                l.on_partitions_lost(&owned);
+            }
+            self.set_assignment(&BTreeSet::new());
+        } else if !cooperative && !owned.is_empty() {
+            self.commit_before_revoke(&owned).await;
+            if let Some(l) = &mut self.listener {
+                l.on_partitions_revoked(&owned);
+            }
+            self.set_assignment(&BTreeSet::new());
+        }
+        let owned = self.assignment();
+        let group = self.group.as_mut().expect("checked above");
+        let assigned = match group.join(&owned).await {
+            Ok(assigned) => assigned,
+            Err(e) => {
+                group.request_rejoin();
+                return Err(e);
+            }
+        };
+        let assigned: BTreeSet<TopicPartition> = assigned.into_iter().collect();
+        let owned: BTreeSet<TopicPartition> = owned.into_iter().collect();
+        let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
+        let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
+        if !revoked.is_empty() {
+            // Cooperative: give up what moves, then rebalance again so it can be handed over.
+            self.commit_before_revoke(&revoked).await;
+            if let Some(l) = &mut self.listener {
+                l.on_partitions_revoked(&revoked);
+            }
+            if let Some(g) = &self.group {
+                g.request_rejoin();
+            }
+        }
+        self.set_assignment(&assigned);
+        if let Some(l) = &mut self.listener {
+            l.on_partitions_assigned(&added);
+        }
+        Ok(())
+    }
+
+    /// Commits (with auto-commit), revokes, leaves the group (dynamic members) and stops the
+    /// fetchers. The consumer cannot be used afterwards.
+    pub async fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let owned = self.assignment();
+        let mut result = Ok(());
+        if self.group.is_some() {
+            if self.config.enable_auto_commit && !owned.is_empty() {
+                result = self.commit_sync(None).await;
+            }
+            if self.group.as_ref().is_some_and(|g| !g.topics.is_empty()) {
+                if let Some(l) = &mut self.listener {
+                    l.on_partitions_revoked(&owned);
+                }
+            }
+            if let Some(g) = &mut self.group {
+                g.leave().await;
+            }
+        }
+        self.closed = true;
+        self.fetcher.shutdown();
+        result
+    }
+}
+
+fn not_assigned(tp: &TopicPartition) -> ClientError {
+    ClientError::Config {
+        key: "assignment".into(),
+        message: format!("{}-{} is not assigned to this consumer", tp.0, tp.1),
+    }
+}

@@ -1,0 +1,407 @@
+//! The consumer against an in-process broker: assign/seek/poll, pause/resume, committed
+//! offsets, a two-member group with rebalance listeners, commit and close semantics.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_client::Cluster;
+use gregor_client::config::{CommonConfig, ConsumerConfig};
+use gregor_client::consumer::{Consumer, ConsumerRecord, RebalanceListener, TopicPartition};
+use gregor_protocol::batch::{Compression, RecordBatchBuilder, RecordHeader};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use parking_lot::Mutex;
+
+/// Produces `count` records `"{partition}-{i}"` (key `k{i}`, a header) to one partition with a
+/// raw Produce request, in batches of 10 with `compression`.
+async fn produce(
+    cluster: &Cluster,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    compression: Compression,
+) {
+    let info = cluster.topic(topic).await.unwrap();
+    let leader = info.partitions[partition as usize].leader;
+    let connection = cluster.connection(leader).await.unwrap();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10) {
+        let mut builder = RecordBatchBuilder::new(0, compression);
+        for (n, i) in chunk.iter().enumerate() {
+            builder.append(
+                n as i64,
+                1_700_000_000_000 + *i as i64,
+                Some(format!("k{i}").as_bytes()),
+                Some(format!("{partition}-{i}").as_bytes()),
+                &[RecordHeader::new(
+                    Bytes::from_static(b"h"),
+                    Some(Bytes::from(i.to_string())),
+                )],
+            );
+        }
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(Bytes::from(builder.build().unwrap()))),
+                    ]),
+            ]);
+        let response = connection.send(&request, 9).await.unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+}
+
+fn config(bootstrap: &str, extra: &[(&str, &str)]) -> ConsumerConfig {
+    let mut pairs = vec![
+        ("bootstrap.servers", bootstrap),
+        ("auto.offset.reset", "earliest"),
+    ];
+    pairs.extend_from_slice(extra);
+    ConsumerConfig::from_properties(pairs).unwrap()
+}
+
+/// Polls until `n` records came (or 20 s passed).
+async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < n && std::time::Instant::now() < deadline {
+        out.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    out
+}
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    (topic.to_string(), partition)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_seek_poll_pause_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    produce(&cluster, "t", 0, 35, Compression::Lz4).await;
+    produce(&cluster, "t", 1, 20, Compression::None).await;
+
+    let mut consumer = Consumer::new(config(&bootstrap, &[("max.poll.records", "7")])).unwrap();
+    consumer.assign(vec![tp("t", 0), tp("t", 1)]).await.unwrap();
+    let records = poll_n(&mut consumer, 55).await;
+    assert_eq!(records.len(), 55);
+    for p in 0..2 {
+        let mine: Vec<&ConsumerRecord> = records.iter().filter(|r| r.partition == p).collect();
+        for (i, r) in mine.iter().enumerate() {
+            assert_eq!(r.offset, i as i64, "offsets in order");
+            assert_eq!(r.value.as_deref(), Some(format!("{p}-{i}").as_bytes()));
+            assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+            assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
+            assert_eq!(
+                r.headers,
+                vec![("h".to_string(), Some(Bytes::from(i.to_string())))]
+            );
+        }
+    }
+    assert_eq!(consumer.position("t", 0).await.unwrap(), 35);
+
+    // max.poll.records bounds one poll.
+    consumer.seek("t", 0, 3).unwrap();
+    consumer.seek("t", 1, 20).unwrap();
+    let batch = poll_n(&mut consumer, 1).await;
+    assert!(batch.len() <= 7 && batch[0].offset == 3 && batch[0].partition == 0);
+
+    // A paused partition yields nothing until resumed.
+    consumer.pause(&[tp("t", 0)]).unwrap();
+    assert_eq!(consumer.paused(), vec![tp("t", 0)]);
+    produce(&cluster, "t", 1, 5, Compression::Gzip).await;
+    let got = poll_n(&mut consumer, 5).await;
+    assert!(got.iter().all(|r| r.partition == 1));
+    assert_eq!(got.len(), 5);
+    assert!(
+        consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    consumer.resume(&[tp("t", 0)]).unwrap();
+    let rest = poll_n(&mut consumer, 35 - 3 - batch.len()).await;
+    assert_eq!(rest.first().unwrap().offset, 3 + batch.len() as i64);
+    assert_eq!(rest.last().unwrap().offset, 34);
+
+    // seek_to_beginning / seek_to_end.
+    consumer.seek_to_beginning(&[tp("t", 1)]).await.unwrap();
+    assert_eq!(consumer.position("t", 1).await.unwrap(), 0);
+    consumer.seek_to_end(&[]).await.unwrap();
+    assert_eq!(consumer.position("t", 1).await.unwrap(), 25);
+    assert!(
+        consumer
+            .poll(Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Out of range: auto.offset.reset=earliest brings it back to the start.
+    consumer.seek("t", 1, 1000).unwrap();
+    let again = poll_n(&mut consumer, 25).await;
+    assert_eq!(again.first().unwrap().offset, 0);
+    assert_eq!(again.len(), 25);
+    consumer.close().await.unwrap();
+    assert!(consumer.poll(Duration::ZERO).await.is_err());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_resume_and_latest_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=1\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    produce(&cluster, "c", 0, 30, Compression::Zstd).await;
+
+    let props = [("group.id", "g1"), ("enable.auto.commit", "false")];
+    let mut consumer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    consumer.assign(vec![tp("c", 0)]).await.unwrap();
+    assert_eq!(
+        consumer.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        None
+    );
+    let first = poll_n(&mut consumer, 10).await;
+    assert!(first.len() >= 10);
+    consumer
+        .commit_sync(Some(HashMap::from([(tp("c", 0), 12)])))
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        Some(12)
+    );
+    consumer.close().await.unwrap();
+
+    // A new consumer in the group starts at the committed offset, not at auto.offset.reset.
+    let mut consumer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    consumer.assign(vec![tp("c", 0)]).await.unwrap();
+    let records = poll_n(&mut consumer, 18).await;
+    assert_eq!(records[0].offset, 12);
+    assert_eq!(records.len(), 18);
+    // commit_async of the current position.
+    consumer.commit_async(None).unwrap().await.unwrap().unwrap();
+    assert_eq!(
+        consumer.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        Some(30)
+    );
+    consumer.close().await.unwrap();
+
+    // Without a commit, the default auto.offset.reset (latest) starts at the end.
+    let mut latest = Consumer::new(ConsumerConfig::new(&bootstrap)).unwrap();
+    latest.assign(vec![tp("c", 0)]).await.unwrap();
+    assert_eq!(latest.position("c", 0).await.unwrap(), 30);
+    // auto.offset.reset=none with nothing committed is an error.
+    let mut none = Consumer::new(config(
+        &bootstrap,
+        &[("auto.offset.reset", "none"), ("group.id", "fresh")],
+    ))
+    .unwrap();
+    none.assign(vec![tp("c", 0)]).await.unwrap();
+    assert!(none.poll(Duration::from_millis(100)).await.is_err());
+    // Auto-commit on close.
+    let mut auto = Consumer::new(config(&bootstrap, &[("group.id", "g2")])).unwrap();
+    auto.assign(vec![tp("c", 0)]).await.unwrap();
+    assert_eq!(poll_n(&mut auto, 30).await.len(), 30);
+    auto.close().await.unwrap();
+    let mut check = Consumer::new(config(&bootstrap, &[("group.id", "g2")])).unwrap();
+    assert_eq!(
+        check.committed(&[tp("c", 0)]).await.unwrap()[&tp("c", 0)],
+        Some(30)
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[derive(Default)]
+struct Events {
+    assigned: Vec<TopicPartition>,
+    revoked: Vec<TopicPartition>,
+}
+
+struct Recorder(Arc<Mutex<Events>>);
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        self.0.lock().revoked.extend_from_slice(partitions);
+    }
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.0.lock().assigned.extend_from_slice(partitions);
+    }
+}
+
+/// A member polling in its own task (as applications do: a rebalance blocks only the member
+/// that is joining); records and assignment snapshots are shared with the test.
+struct Member {
+    records: Arc<Mutex<Vec<ConsumerRecord>>>,
+    assignment: Arc<Mutex<Vec<TopicPartition>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Consumer>,
+}
+
+impl Member {
+    fn spawn(mut consumer: Consumer) -> Member {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let assignment = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, a, s) = (
+            Arc::clone(&records),
+            Arc::clone(&assignment),
+            Arc::clone(&stop),
+        );
+        let task = tokio::spawn(async move {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let got = consumer.poll(Duration::from_millis(100)).await.unwrap();
+                let owned = consumer.assignment();
+                for record in &got {
+                    assert!(owned.contains(&tp(&record.topic, record.partition)));
+                }
+                r.lock().extend(got);
+                *a.lock() = owned;
+            }
+            consumer
+        });
+        Member {
+            records,
+            assignment,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) -> Consumer {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn two_members_split(strategy: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=4\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    for p in 0..4 {
+        produce(&cluster, "g", p, 10, Compression::Snappy).await;
+    }
+    let props = [
+        ("group.id", "split"),
+        ("partition.assignment.strategy", strategy),
+        ("heartbeat.interval.ms", "200"),
+        ("session.timeout.ms", "6000"),
+        ("auto.commit.interval.ms", "100"),
+    ];
+    let events_a = Arc::new(Mutex::new(Events::default()));
+    let mut a = Consumer::new(config(&bootstrap, &props)).unwrap();
+    a.subscribe(
+        vec!["g".into()],
+        Some(Box::new(Recorder(Arc::clone(&events_a)))),
+    )
+    .await
+    .unwrap();
+    // Alone, `a` gets everything.
+    let first = poll_n(&mut a, 40).await;
+    assert_eq!(first.len(), 40);
+    assert_eq!(a.assignment().len(), 4);
+    a.commit_sync(None).await.unwrap();
+    let a = Member::spawn(a);
+
+    let events_b = Arc::new(Mutex::new(Events::default()));
+    let mut b = Consumer::new(config(&bootstrap, &props)).unwrap();
+    b.subscribe(
+        vec!["g".into()],
+        Some(Box::new(Recorder(Arc::clone(&events_b)))),
+    )
+    .await
+    .unwrap();
+    let b = Member::spawn(b);
+    wait_until("a 2/2 split", || {
+        a.assignment.lock().len() == 2 && b.assignment.lock().len() == 2
+    })
+    .await;
+    let all: BTreeSet<TopicPartition> = a
+        .assignment
+        .lock()
+        .iter()
+        .chain(b.assignment.lock().iter())
+        .cloned()
+        .collect();
+    assert_eq!(all.len(), 4);
+    assert!(!events_a.lock().revoked.is_empty(), "a revoked partitions");
+    assert_eq!(
+        events_b.lock().assigned.iter().collect::<BTreeSet<_>>(),
+        b.assignment.lock().iter().collect::<BTreeSet<_>>()
+    );
+    // New records reach the member owning their partition, once; nothing old is read again
+    // (b starts from a's commits).
+    for p in 0..4 {
+        produce(&cluster, "g", p, 5, Compression::None).await;
+    }
+    wait_until("20 new records", || {
+        a.records.lock().len() + b.records.lock().len() >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen: Vec<(i32, i64)> = a
+        .records
+        .lock()
+        .iter()
+        .chain(b.records.lock().iter())
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    seen.sort();
+    let expected: Vec<(i32, i64)> = (0..4).flat_map(|p| (10..15).map(move |o| (p, o))).collect();
+    assert_eq!(seen, expected);
+    assert!(!a.records.lock().is_empty() && !b.records.lock().is_empty());
+    // When b leaves, a gets everything back.
+    let mut b = b.stop().await;
+    b.close().await.unwrap();
+    wait_until("a owning all again", || a.assignment.lock().len() == 4).await;
+    let mut a = a.stop().await;
+    a.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_of_two_splits_partitions_range() {
+    two_members_split("range").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_of_two_splits_partitions_cooperative_sticky() {
+    two_members_split("cooperative-sticky").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_needs_group_and_unreachable_broker_fails() {
+    let mut consumer = Consumer::new(ConsumerConfig::new("127.0.0.1:1")).unwrap();
+    assert!(consumer.subscribe(vec!["t".into()], None).await.is_err());
+    consumer.assign(vec![tp("t", 0)]).await.unwrap();
+    let err = consumer.poll(Duration::from_millis(500)).await.unwrap_err();
+    assert!(
+        matches!(err, gregor_client::ClientError::Connect { .. }),
+        "{err}"
+    );
+}
