@@ -251,7 +251,10 @@ async fn topics_partitions_and_configs() {
         .await
         .unwrap();
     altered[&orders_res].as_ref().unwrap();
-    let configs = admin.describe_configs(&[orders_res.clone()]).await.unwrap();
+    let configs = admin
+        .describe_configs(std::slice::from_ref(&orders_res))
+        .await
+        .unwrap();
     let entries = configs[&orders_res].as_ref().unwrap();
     let get = |k: &str| entries.iter().find(|c| c.name == k).unwrap().clone();
     assert_eq!(get("cleanup.policy").value.as_deref(), Some("compact"));
@@ -279,7 +282,10 @@ async fn topics_partitions_and_configs() {
         .await
         .unwrap();
     replaced[&orders_res].as_ref().unwrap();
-    let configs = admin.describe_configs(&[orders_res.clone()]).await.unwrap();
+    let configs = admin
+        .describe_configs(std::slice::from_ref(&orders_res))
+        .await
+        .unwrap();
     let entries = configs[&orders_res].as_ref().unwrap();
     let get = |k: &str| entries.iter().find(|c| c.name == k).unwrap().clone();
     assert_eq!(get("retention.ms").value.as_deref(), Some("1000"));

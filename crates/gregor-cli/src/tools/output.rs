@@ -1,6 +1,8 @@
 //! How tools print: aligned tables for people, JSON for scripts (`--output json`).
 
 use clap::ValueEnum;
+use gregor_client::ClientError;
+use gregor_client::admin::error_name;
 
 /// `--output`.
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +44,70 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Writes `text` to stdout. A closed pipe (`gregor topics list | head -1`) is not an error:
+/// the reader has what it wanted, so the tool stays quiet instead of panicking as `print!`
+/// would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `println!` that survives a closed stdout pipe (see [`emit`]).
+macro_rules! emit_line {
+    ($($arg:tt)*) => {
+        $crate::tools::output::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use emit_line;
+
+/// Prints `value` as pretty JSON on stdout (`--output json`).
+pub fn print_json(value: &serde_json::Value) {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    emit(&text);
+}
+
+/// A client error as the one line tools print: Kafka's error name first, then what it means
+/// for the user and what to do, e.g. `UNKNOWN_TOPIC_OR_PARTITION: topic 'x' does not exist`.
+pub fn client_error(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::Kafka { code, message } => anyhow::anyhow!(
+            "{}: {}",
+            error_name(code),
+            message.unwrap_or_else(|| "the broker refused the request".to_string())
+        ),
+        ClientError::Connect { addr, message } => anyhow::anyhow!(
+            "NETWORK_EXCEPTION: cannot connect to {addr} ({message}); check --bootstrap-server \
+             and that a broker is running there"
+        ),
+        ClientError::Disconnected { addr, message } => anyhow::anyhow!(
+            "NETWORK_EXCEPTION: the connection to {addr} was lost ({message}); check the broker \
+             and retry"
+        ),
+        ClientError::Timeout(ms, what) => anyhow::anyhow!(
+            "REQUEST_TIMED_OUT: no answer within {ms} ms ({what}); check the broker, or raise \
+             request.timeout.ms with --command-config"
+        ),
+        ClientError::Config { key, message } => {
+            anyhow::anyhow!("INVALID_CONFIG: {key}: {message} (fix it in --command-config)")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// The error of an item that failed, prefixed with Kafka's name, with a hint for the codes a
+/// user of the tool typically meets.
+pub fn item_error(error: ClientError, hint: &str) -> anyhow::Error {
+    if hint.is_empty() {
+        return client_error(error);
+    }
+    match error.code() {
+        Some(code) => anyhow::anyhow!("{}: {hint}", error_name(code)),
+        None => client_error(error),
+    }
 }
 
 #[cfg(test)]
