@@ -19,6 +19,8 @@ pub mod error;
 pub mod producer;
 pub mod serialization;
 
+pub use admin::Admin;
 pub use cluster::Cluster;
 pub use error::{ClientError, Result};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use serialization::{Deserializer, Serializer};

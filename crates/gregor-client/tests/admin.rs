@@ -270,6 +270,23 @@ async fn topics_partitions_and_configs() {
         "INVALID_CONFIG"
     );
 
+    // Broker resources are sent to that broker; Gregor refuses dynamic broker configs.
+    let broker_res = ConfigResource::Broker("1".into());
+    let refused = admin
+        .incremental_alter_configs(
+            &BTreeMap::from([(
+                broker_res.clone(),
+                vec![AlterConfigOp::Set("log.retention.ms".into(), "1000".into())],
+            )]),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(refused[&broker_res].as_ref().unwrap_err()),
+        "INVALID_REQUEST"
+    );
+
     // Legacy AlterConfigs replaces the whole set.
     let replaced = admin
         .alter_configs(
