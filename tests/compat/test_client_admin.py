@@ -14,7 +14,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, ConfigResource  # noqa: E402
 
 from group_helpers import (GROUP_OVERRIDES, Member, classic_config, close_all, committed,  # noqa: E402
-                           create_topic, poll_until, produce)
+                           consumer_protocol_config, create_topic, poll_until, produce)
 
 pytestmark = pytest.mark.broker_overrides(*GROUP_OVERRIDES)
 
@@ -145,6 +145,32 @@ def test_confluent_group_in_gregor_describe_and_reset(gregor_binary, broker):
     assert out == "Deletion of requested consumer groups ('py-group') was successful.\n"
     _, err = gregor(gregor_binary, broker, "groups", "describe", "--group", "py-group", expect=1)
     assert err.strip() == "error: GROUP_ID_NOT_FOUND: consumer group 'py-group' does not exist"
+
+
+def test_kip848_group_members_and_assignments(gregor_binary, broker):
+    """A group of the new consumer protocol (group.protocol=consumer) is described through
+    ConsumerGroupDescribe: members with their assignments, so lag rows have owners."""
+    create_topic(broker.bootstrap, "kip848", 2)
+    produce(broker.bootstrap, "kip848", 4, 2)
+    members = [Member("new-consumer-%d" % i, consumer_protocol_config(broker.bootstrap, "new-group"), ["kip848"])
+               for i in range(2)]
+    try:
+        poll_until(members, lambda: all(len(m.partitions()) == 1 for m in members),
+                   "both members to own one partition")
+        state = gregor_json(gregor_binary, broker, "groups", "describe", "--group", "new-group", "--state")
+        assert (state["type"], state["members"]) == ("consumer", 2), state
+        view = gregor_json(gregor_binary, broker, "groups", "describe", "--group", "new-group", "--members")
+        owned = sorted((m["client_id"], [a["partition"] for a in m["assignment"]]) for m in view["members"])
+        assert [c for c, _ in owned] == ["new-consumer-0", "new-consumer-1"]
+        assert sorted(p for _, ps in owned for p in ps) == [0, 1]
+        offsets = gregor_json(gregor_binary, broker, "groups", "describe", "--group", "new-group")
+        assert sorted((r["partition"], r["log_end_offset"]) for r in offsets["partitions"]) == [(0, 2), (1, 2)]
+        assert all(r["client_id"].startswith("new-consumer-") for r in offsets["partitions"])
+        _, err = gregor(gregor_binary, broker, "groups", "reset-offsets", "--group", "new-group",
+                        "--topic", "kip848", "--to-earliest", expect=1)
+        assert err.startswith("error: NON_EMPTY_GROUP: "), err
+    finally:
+        close_all(members)
 
 
 def test_cluster_describe_matches_confluent_metadata(gregor_binary, broker):

@@ -373,6 +373,7 @@ fn print_state(group: &GroupDescription, output: OutputFormat) -> Result<()> {
         OutputFormat::Json => print_json(&json!({
             "group": group.group_id,
             "state": group.state,
+            "type": group.group_type,
             "protocol_type": group.protocol_type,
             "assignment_strategy": group.protocol,
             "members": group.members.len(),

@@ -13,8 +13,8 @@ use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -60,8 +60,11 @@ pub struct GroupDescription {
     pub state: String,
     /// Protocol type (`consumer`).
     pub protocol_type: String,
-    /// Chosen protocol: the assignor (`range`, `cooperative-sticky`…) for consumer groups.
+    /// Chosen protocol: the assignor (`range`, `cooperative-sticky`, `uniform`…) for
+    /// consumer groups.
     pub protocol: String,
+    /// `classic` for groups of JoinGroup/SyncGroup members, `consumer` for KIP-848 groups.
+    pub group_type: String,
     /// Members.
     pub members: Vec<MemberDescription>,
 }
@@ -150,6 +153,10 @@ impl Admin {
     ) -> Result<ItemResults<GroupDescription>> {
         let mut results = ItemResults::new();
         for group in group_ids {
+            if let Some(described) = self.describe_consumer_group(group).await? {
+                results.insert(group.clone(), Ok(described));
+                continue;
+            }
             let response = self
                 .retrying(|| async {
                     let request =
@@ -199,6 +206,7 @@ impl Admin {
                         state: g.group_state.to_string(),
                         protocol_type: g.protocol_type.to_string(),
                         protocol: g.protocol_data.to_string(),
+                        group_type: "classic".to_string(),
                         members: g
                             .members
                             .into_iter()
@@ -220,6 +228,66 @@ impl Admin {
             results.insert(group.clone(), result);
         }
         Ok(results)
+    }
+
+    /// A KIP-848 group through ConsumerGroupDescribe, whose members' assignments the classic
+    /// DescribeGroups does not carry. `None` when the broker lacks the API or the group is not
+    /// a consumer-protocol group (classic or unknown: `GROUP_ID_NOT_FOUND`), so the caller
+    /// asks DescribeGroups, as Kafka's admin client does.
+    async fn describe_consumer_group(&self, group: &str) -> Result<Option<GroupDescription>> {
+        let described = self
+            .retrying(|| async {
+                let connection = self.cluster.coordinator(group, 0).await?;
+                if connection
+                    .version::<ConsumerGroupDescribeRequest>(1)
+                    .is_err()
+                {
+                    return Ok(None);
+                }
+                let request = ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(text(group))]);
+                let response = connection.send(&request, 1).await?;
+                let Some(g) = response.groups.into_iter().next() else {
+                    return Ok(None);
+                };
+                match g.error_code {
+                    0 => Ok(Some(g)),
+                    // Retried: the coordinator is moving or loading.
+                    14..=16 => {
+                        check(g.error_code, g.error_message.as_deref(), group).map(|()| None)
+                    }
+                    _ => Ok(None),
+                }
+            })
+            .await?;
+        Ok(described.map(|g| GroupDescription {
+            group_id: g.group_id.0.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: "consumer".to_string(),
+            protocol: g.assignor_name.to_string(),
+            group_type: "consumer".to_string(),
+            members: g
+                .members
+                .into_iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: m
+                        .assignment
+                        .topic_partitions
+                        .into_iter()
+                        .flat_map(|tp| {
+                            let topic = tp.topic_name.0.to_string();
+                            tp.partitions
+                                .into_iter()
+                                .map(move |p| TopicPartition::new(topic.clone(), p))
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
     }
 
     /// Deletes groups with no members, and their offsets (DeleteGroups). A group with
