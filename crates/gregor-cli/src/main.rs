@@ -115,6 +115,7 @@ fn init_logging(default: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context;
 
     #[test]
     fn error_message_shows_each_cause_once() {

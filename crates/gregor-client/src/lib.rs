@@ -22,5 +22,7 @@ pub mod serialization;
 pub use admin::Admin;
 pub use cluster::Cluster;
 pub use error::{ClientError, Result};
+/// Kafka error codes, as `ClientError::code` reports them.
+pub use gregor_protocol::ErrorCode;
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
 pub use serialization::{Deserializer, Serializer};

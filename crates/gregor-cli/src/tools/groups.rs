@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
 use clap::{ArgGroup, Args, Subcommand};
+use gregor_client::ErrorCode;
 use gregor_client::admin::{
-    Admin, GroupDescription, OffsetAndMetadata, OffsetSpec, TopicPartition, error_name,
+    Admin, GroupDescription, OffsetAndMetadata, OffsetSpec, TopicPartition,
 };
 use serde_json::json;
 
@@ -180,7 +181,7 @@ async fn describe_group(admin: &Admin, group: &str) -> Result<GroupDescription> 
         .map_err(client_error)?;
     match described.remove(group) {
         Some(Ok(d)) => Ok(d),
-        Some(Err(e)) if e.code().map(error_name) == Some("GROUP_ID_NOT_FOUND") => Err(item_error(
+        Some(Err(e)) if e.code() == Some(ErrorCode::GROUP_ID_NOT_FOUND) => Err(item_error(
             e,
             &format!("consumer group '{group}' does not exist"),
         )),
@@ -488,7 +489,7 @@ async fn reset(args: ResetArgs) -> Result<()> {
                 g.members.len()
             );
         }
-        Some(Err(e)) if e.code().map(error_name) != Some("GROUP_ID_NOT_FOUND") => {
+        Some(Err(e)) if e.code() != Some(ErrorCode::GROUP_ID_NOT_FOUND) => {
             return Err(item_error(e, ""));
         }
         _ => {}
@@ -584,7 +585,7 @@ async fn reset(args: ResetArgs) -> Result<()> {
         admin
             .alter_group_offsets(&args.group, &plan)
             .await
-            .map_err(|e| match e.code().map(error_name) {
+            .map_err(|e| match e.code().map(ErrorCode::name) {
                 Some("UNKNOWN_MEMBER_ID" | "ILLEGAL_GENERATION" | "REBALANCE_IN_PROGRESS") => {
                     item_error(
                         e,
@@ -646,7 +647,7 @@ async fn delete(args: DeleteArgs) -> Result<()> {
             Ok(())
         }
         Some(Err(e)) => {
-            let hint = match e.code().map(error_name) {
+            let hint = match e.code().map(ErrorCode::name) {
                 Some("NON_EMPTY_GROUP") => format!(
                     "group '{}' still has members; stop its consumers before deleting it",
                     args.group

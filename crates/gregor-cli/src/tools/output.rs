@@ -2,7 +2,6 @@
 
 use clap::ValueEnum;
 use gregor_client::ClientError;
-use gregor_client::admin::error_name;
 
 /// `--output`.
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,7 +75,7 @@ pub fn client_error(error: ClientError) -> anyhow::Error {
     match error {
         ClientError::Kafka { code, message } => anyhow::anyhow!(
             "{}: {}",
-            error_name(code),
+            code.name(),
             message.unwrap_or_else(|| "the broker refused the request".to_string())
         ),
         ClientError::Connect { addr, message } => anyhow::anyhow!(
@@ -105,7 +104,7 @@ pub fn item_error(error: ClientError, hint: &str) -> anyhow::Error {
         return client_error(error);
     }
     match error.code() {
-        Some(code) => anyhow::anyhow!("{}: {hint}", error_name(code)),
+        Some(code) => anyhow::anyhow!("{}: {hint}", code.name()),
         None => client_error(error),
     }
 }

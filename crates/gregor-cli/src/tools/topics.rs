@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use gregor_client::admin::{
-    Admin, ConfigResource, ConfigSource, NewTopic, TopicDescription, error_name,
-};
+use gregor_client::ErrorCode;
+use gregor_client::admin::{Admin, ConfigResource, ConfigSource, NewTopic, TopicDescription};
 use serde_json::json;
 
 use super::ConnectArgs;
@@ -169,7 +168,7 @@ async fn create(args: CreateArgs) -> Result<()> {
 }
 
 fn code_name(e: &gregor_client::ClientError) -> &'static str {
-    e.code().map_or("", error_name)
+    e.code().map_or("", ErrorCode::name)
 }
 
 async fn list(args: ListArgs) -> Result<()> {
