@@ -121,6 +121,27 @@ impl Membership {
         flags
     }
 
+    /// A detached copy of what a join needs (see [`Joiner`]).
+    pub fn joiner(&self) -> Joiner {
+        self.state.lock().generation = -1;
+        Joiner {
+            group_id: self.group_id.clone(),
+            instance_id: self.instance_id.clone(),
+            topics: self.topics.clone(),
+            last_generation: self.last_generation,
+            state: Arc::clone(&self.state),
+            cluster: Arc::clone(&self.cluster),
+            config: Arc::clone(&self.config),
+        }
+    }
+
+    /// Records a completed join: its generation goes with owned partitions next time, and
+    /// heartbeats run.
+    pub fn finish_join(&mut self, generation: i32) {
+        self.last_generation = generation;
+        self.start_heartbeat();
+    }
+
     /// Asks for a rebalance on the next `poll()`.
     pub fn request_rejoin(&self) {
         self.state.lock().needs_join = true;
@@ -134,6 +155,142 @@ impl Membership {
         } else {
             (state.generation, state.member_id.clone())
         }
+    }
+
+    fn start_heartbeat(&mut self) {
+        if self.heartbeat.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let state = Arc::clone(&self.state);
+        let wake = Arc::clone(&self.wake);
+        let group = self.group_id.clone();
+        let instance = self.instance_id.clone();
+        let interval = self.config.heartbeat_interval;
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let (member, generation, coordinator) = {
+                    let s = state.lock();
+                    (s.member_id.clone(), s.generation, s.coordinator.clone())
+                };
+                let Some(coordinator) = coordinator.filter(|_| generation >= 0) else {
+                    continue;
+                };
+                let request = HeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                    .with_generation_id(generation)
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_group_instance_id(instance.clone().map(StrBytes::from_string));
+                let result = coordinator.send(&request, 4).await;
+                let mut s = state.lock();
+                if s.generation != generation {
+                    continue; // a rejoin happened meanwhile
+                }
+                let code = match result {
+                    Ok(r) => ErrorCode(r.error_code),
+                    Err(_) => {
+                        s.coordinator = None;
+                        continue;
+                    }
+                };
+                match code {
+                    ErrorCode::NONE => continue,
+                    ErrorCode::REBALANCE_IN_PROGRESS => s.needs_join = true,
+                    ErrorCode::ILLEGAL_GENERATION | ErrorCode::FENCED_INSTANCE_ID => {
+                        s.needs_join = true;
+                        s.lost = true;
+                        s.generation = -1;
+                    }
+                    ErrorCode::UNKNOWN_MEMBER_ID => {
+                        s.needs_join = true;
+                        s.lost = true;
+                        s.generation = -1;
+                        s.member_id.clear();
+                    }
+                    _ => {
+                        s.coordinator = None;
+                        continue;
+                    }
+                }
+                drop(s);
+                wake.notify_waiters();
+            }
+        }));
+    }
+
+    /// Leaves the group (dynamic members only: a static member keeps its place until
+    /// `session.timeout.ms` passes, so a restart does not rebalance) and stops heartbeats.
+    pub async fn leave(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        let member_id = {
+            let mut s = self.state.lock();
+            s.generation = -1;
+            s.member_id.clone()
+        };
+        if self.instance_id.is_some() || member_id.is_empty() || self.topics.is_empty() {
+            return;
+        }
+        let Ok(coordinator) = self.coordinator().await else {
+            return;
+        };
+        let version = match coordinator.version::<LeaveGroupRequest>(5) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        let group_id = GroupId(StrBytes::from_string(self.group_id.clone()));
+        // v0-2 name one member at the top level; v3+ list members (KIP-345).
+        let request = if version >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group_id)
+                .with_members(vec![
+                    MemberIdentity::default()
+                        .with_member_id(StrBytes::from_string(member_id))
+                        .with_reason(
+                            Some(StrBytes::from_static_str("the consumer is closing"))
+                                .filter(|_| version >= 5),
+                        ),
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group_id)
+                .with_member_id(StrBytes::from_string(member_id))
+        };
+        if let Err(e) = coordinator.send_at(&request, version).await {
+            tracing::debug!(group = %self.group_id, error = %e, "LeaveGroup failed");
+        }
+        self.state.lock().member_id.clear();
+    }
+}
+
+/// What a join needs, detached from the consumer so the join can run in its own task: a
+/// `poll()` with a short timeout returns while the rebalance goes on, and picks up its result
+/// later (JoinGroup may wait for every member, up to the rebalance timeout).
+#[derive(Clone)]
+pub(crate) struct Joiner {
+    group_id: String,
+    instance_id: Option<String>,
+    topics: Vec<String>,
+    last_generation: i32,
+    state: Arc<Mutex<GroupState>>,
+    cluster: Arc<Cluster>,
+    config: Arc<ConsumerConfig>,
+}
+
+impl Joiner {
+    async fn coordinator(&self) -> Result<Arc<BrokerConnection>> {
+        let cached = self.state.lock().coordinator.clone();
+        if let Some(c) = cached.filter(|c| !c.is_closed()) {
+            return Ok(c);
+        }
+        let c = self.cluster.coordinator(&self.group_id, 0).await?;
+        self.state.lock().coordinator = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    fn coordinator_lost(&self) {
+        self.state.lock().coordinator = None;
     }
 
     fn subscription(&self, owned: &[TopicPartition]) -> Bytes {
@@ -169,16 +326,12 @@ impl Membership {
 
     /// Joins (or rejoins) the group and returns this member's assignment. `owned` is what the
     /// member still holds (empty under the eager protocol, which revokes everything first).
-    pub async fn join(&mut self, owned: &[TopicPartition]) -> Result<Vec<TopicPartition>> {
-        self.state.lock().generation = -1;
+    pub async fn join(mut self, owned: Vec<TopicPartition>) -> Result<(Vec<TopicPartition>, i32)> {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.try_join(owned).await {
-                Ok(Some(assigned)) => {
-                    self.start_heartbeat();
-                    return Ok(assigned);
-                }
+            match self.try_join(&owned).await {
+                Ok(Some(assigned)) => return Ok((assigned, self.state.lock().generation)),
                 Ok(None) => continue,
                 Err(e) if e.is_retriable() && attempts < 50 => {
                     if !matches!(e, ClientError::Kafka { .. }) && attempts > 3 {
@@ -278,7 +431,6 @@ impl Membership {
             state.needs_join = false;
             state.lost = false;
         }
-        self.last_generation = generation;
         Ok(Some(assigned))
     }
 
@@ -318,98 +470,6 @@ impl Membership {
                     .with_assignment(encode_assignment(&tps))
             })
             .collect())
-    }
-
-    fn start_heartbeat(&mut self) {
-        if self.heartbeat.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let state = Arc::clone(&self.state);
-        let wake = Arc::clone(&self.wake);
-        let group = self.group_id.clone();
-        let instance = self.instance_id.clone();
-        let interval = self.config.heartbeat_interval;
-        self.heartbeat = Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let (member, generation, coordinator) = {
-                    let s = state.lock();
-                    (s.member_id.clone(), s.generation, s.coordinator.clone())
-                };
-                let Some(coordinator) = coordinator.filter(|_| generation >= 0) else {
-                    continue;
-                };
-                let request = HeartbeatRequest::default()
-                    .with_group_id(GroupId(StrBytes::from_string(group.clone())))
-                    .with_generation_id(generation)
-                    .with_member_id(StrBytes::from_string(member))
-                    .with_group_instance_id(instance.clone().map(StrBytes::from_string));
-                let result = coordinator.send(&request, 4).await;
-                let mut s = state.lock();
-                if s.generation != generation {
-                    continue; // a rejoin happened meanwhile
-                }
-                let code = match result {
-                    Ok(r) => ErrorCode(r.error_code),
-                    Err(_) => {
-                        s.coordinator = None;
-                        continue;
-                    }
-                };
-                match code {
-                    ErrorCode::NONE => continue,
-                    ErrorCode::REBALANCE_IN_PROGRESS => s.needs_join = true,
-                    ErrorCode::ILLEGAL_GENERATION | ErrorCode::FENCED_INSTANCE_ID => {
-                        s.needs_join = true;
-                        s.lost = true;
-                        s.generation = -1;
-                    }
-                    ErrorCode::UNKNOWN_MEMBER_ID => {
-                        s.needs_join = true;
-                        s.lost = true;
-                        s.generation = -1;
-                        s.member_id.clear();
-                    }
-                    _ => {
-                        s.coordinator = None;
-                        continue;
-                    }
-                }
-                drop(s);
-                wake.notify_waiters();
-            }
-        }));
-    }
-
-    /// Leaves the group (dynamic members only: a static member keeps its place until
-    /// `session.timeout.ms` passes, so a restart does not rebalance) and stops heartbeats.
-    pub async fn leave(&mut self) {
-        if let Some(h) = self.heartbeat.take() {
-            h.abort();
-        }
-        let member_id = {
-            let mut s = self.state.lock();
-            s.generation = -1;
-            s.member_id.clone()
-        };
-        if self.instance_id.is_some() || member_id.is_empty() || self.topics.is_empty() {
-            return;
-        }
-        let Ok(coordinator) = self.coordinator().await else {
-            return;
-        };
-        let request = LeaveGroupRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
-            .with_member_id(StrBytes::from_string(member_id.clone()))
-            .with_members(vec![
-                MemberIdentity::default()
-                    .with_member_id(StrBytes::from_string(member_id))
-                    .with_reason(Some(StrBytes::from_static_str("the consumer is closing"))),
-            ]);
-        if let Err(e) = coordinator.send(&request, 5).await {
-            tracing::debug!(group = %self.group_id, error = %e, "LeaveGroup failed");
-        }
-        self.state.lock().member_id.clear();
     }
 }
 

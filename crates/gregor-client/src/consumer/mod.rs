@@ -95,6 +95,8 @@ pub struct Consumer {
     group: Option<Membership>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
+    /// A join running in its own task: (assignment, generation) when done.
+    pending_join: Option<tokio::task::JoinHandle<Result<(Vec<TopicPartition>, i32)>>>,
     next_drain: usize,
     closed: bool,
 }
@@ -121,6 +123,7 @@ impl Consumer {
             group,
             listener: None,
             last_auto_commit: Instant::now(),
+            pending_join: None,
             next_drain: 0,
             closed: false,
         })
@@ -148,6 +151,9 @@ impl Consumer {
     /// assignment keep their positions.
     pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
         self.check_open()?;
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
+        }
         if let Some(group) = &mut self.group
             && !group.topics.is_empty()
         {
@@ -364,7 +370,7 @@ impl Consumer {
         self.check_open()?;
         let deadline = Instant::now() + timeout;
         loop {
-            self.maintain_group().await?;
+            self.maintain_group(deadline).await?;
             self.maybe_auto_commit();
             self.update_positions(false).await?;
             self.fetcher.ensure_tasks();
@@ -673,43 +679,61 @@ impl Consumer {
         offsets::fetch_committed(&coordinator, &group.group_id, partitions).await
     }
 
-    /// Runs a rebalance if the group asked for one (or the subscription is new).
-    async fn maintain_group(&mut self) -> Result<()> {
+    /// Runs a rebalance if the group asked for one (or the subscription is new). The join
+    /// itself runs in its own task; this waits for it at most until `deadline`, so `poll` keeps
+    /// its timeout while other members take their time to rejoin.
+    async fn maintain_group(&mut self, deadline: Instant) -> Result<()> {
         let Some(group) = &self.group else {
             return Ok(());
         };
         if group.topics.is_empty() {
             return Ok(());
         }
-        let (needs_join, lost) = group.take_flags();
-        if !needs_join {
-            return Ok(());
-        }
-        let cooperative = group.cooperative();
-        let owned = self.assignment();
-        if lost && !owned.is_empty() {
-            if let Some(l) = &mut self.listener {
-                l.on_partitions_lost(&owned);
+        if self.pending_join.is_none() {
+            let (needs_join, lost) = group.take_flags();
+            if !needs_join {
+                return Ok(());
             }
-            self.set_assignment(&BTreeSet::new());
-        } else if !cooperative && !owned.is_empty() {
-            self.commit_before_revoke(&owned).await;
-            if let Some(l) = &mut self.listener {
-                l.on_partitions_revoked(&owned);
+            let cooperative = group.cooperative();
+            let owned = self.assignment();
+            if lost && !owned.is_empty() {
+                if let Some(l) = &mut self.listener {
+                    l.on_partitions_lost(&owned);
+                }
+                self.set_assignment(&BTreeSet::new());
+            } else if !cooperative && !owned.is_empty() {
+                self.commit_before_revoke(&owned).await;
+                if let Some(l) = &mut self.listener {
+                    l.on_partitions_revoked(&owned);
+                }
+                self.set_assignment(&BTreeSet::new());
             }
-            self.set_assignment(&BTreeSet::new());
+            let owned = self.assignment();
+            let joiner = self.group.as_ref().expect("checked above").joiner();
+            self.pending_join = Some(tokio::spawn(joiner.join(owned)));
         }
-        let owned = self.assignment();
+        let handle = self.pending_join.as_mut().expect("set above");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = match tokio::time::timeout(left, handle).await {
+            Err(_) => return Ok(()), // still joining; the next poll waits again
+            Ok(outcome) => outcome,
+        };
+        self.pending_join = None;
         let group = self.group.as_mut().expect("checked above");
-        let assigned = match group.join(&owned).await {
-            Ok(assigned) => assigned,
-            Err(e) => {
+        let (assigned, generation) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
                 group.request_rejoin();
                 return Err(e);
             }
+            Err(e) => {
+                group.request_rejoin();
+                return Err(ClientError::Protocol(format!("join task failed: {e}")));
+            }
         };
+        group.finish_join(generation);
         let assigned: BTreeSet<TopicPartition> = assigned.into_iter().collect();
-        let owned: BTreeSet<TopicPartition> = owned.into_iter().collect();
+        let owned: BTreeSet<TopicPartition> = self.assignment().into_iter().collect();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
         let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
         if !revoked.is_empty() {
@@ -734,6 +758,9 @@ impl Consumer {
     pub async fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
+        }
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
         }
         let owned = self.assignment();
         let mut result = Ok(());
