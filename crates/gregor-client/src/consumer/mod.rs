@@ -52,6 +52,9 @@ use offsets::CommitIdentity;
 /// A partition: (topic, partition index).
 pub type TopicPartition = (String, i32);
 
+/// What a finished join hands back: this member's assignment and the generation.
+type JoinOutcome = (Vec<TopicPartition>, i32);
+
 /// A record as the consumer returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
@@ -96,7 +99,7 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
     /// A join running in its own task: (assignment, generation) when done.
-    pending_join: Option<tokio::task::JoinHandle<Result<(Vec<TopicPartition>, i32)>>>,
+    pending_join: Option<tokio::task::JoinHandle<Result<JoinOutcome>>>,
     next_drain: usize,
     closed: bool,
 }
