@@ -21,6 +21,7 @@ pub mod serialization;
 
 pub use admin::Admin;
 pub use cluster::Cluster;
+pub use consumer::{Consumer, ConsumerRecord, RebalanceListener};
 pub use error::{ClientError, Result};
 /// Kafka error codes, as `ClientError::code` reports them.
 pub use gregor_protocol::ErrorCode;
