@@ -46,9 +46,9 @@ pub enum TopicError {
     /// The name breaks Kafka's rules.
     #[error("{0}")]
     InvalidName(String),
-    /// Partition count below 1.
-    #[error("number of partitions must be at least 1, got {0}")]
-    InvalidPartitions(i32),
+    /// Partition count below 1, or not above the current count when adding partitions.
+    #[error("{0}")]
+    InvalidPartitions(String),
     /// More replicas than brokers.
     #[error("replication factor {0} is larger than the number of brokers (1)")]
     InvalidReplicationFactor(i16),
@@ -67,10 +67,10 @@ impl TopicError {
     /// The Kafka error code for this failure.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            TopicError::AlreadyExists(_) => ErrorCode(36),
-            TopicError::InvalidName(_) => ErrorCode(17),
-            TopicError::InvalidPartitions(_) => ErrorCode(37),
-            TopicError::InvalidReplicationFactor(_) => ErrorCode(38),
+            TopicError::AlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
+            TopicError::InvalidName(_) => ErrorCode::INVALID_TOPIC_EXCEPTION,
+            TopicError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
+            TopicError::InvalidReplicationFactor(_) => ErrorCode::INVALID_REPLICATION_FACTOR,
             TopicError::InvalidConfig(_) => ErrorCode::INVALID_CONFIG,
             TopicError::Unknown(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             TopicError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
@@ -268,7 +268,9 @@ impl TopicRegistry {
     ) -> Result<Topic, TopicError> {
         validate_name(name)?;
         if partitions < 1 {
-            return Err(TopicError::InvalidPartitions(partitions));
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
         }
         if replication_factor > 1 || replication_factor == 0 || replication_factor < -1 {
             return Err(TopicError::InvalidReplicationFactor(replication_factor));
@@ -331,7 +333,10 @@ impl TopicRegistry {
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let first_new = topic.partitions;
         if count <= first_new {
-            return Err(TopicError::InvalidPartitions(count));
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic {name} has {first_new} partitions; the new count {count} must be larger \
+                 (partitions can only be added)"
+            )));
         }
         let grown = Topic {
             partitions: count,

@@ -47,7 +47,7 @@ pub fn handle(
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             if duplicated.contains(name) {
                 return result
-                    .with_error_code(ErrorCode(42).0)
+                    .with_error_code(ErrorCode::INVALID_REQUEST.0)
                     .with_error_message(Some(StrBytes::from_string(format!(
                         "topic '{name}' appears more than once in the request"
                     ))));
@@ -105,7 +105,9 @@ fn create_one(
         let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
         indexes.sort_unstable();
         if indexes != (0..indexes.len() as i32).collect::<Vec<_>>() {
-            return Err(TopicError::InvalidPartitions(-1));
+            return Err(TopicError::InvalidPartitions(format!(
+                "the replica assignment must number partitions 0..n without gaps, got {indexes:?}"
+            )));
         }
         for a in &t.assignments {
             if a.broker_ids.iter().any(|b| b.0 != defaults.node_id) || a.broker_ids.is_empty() {

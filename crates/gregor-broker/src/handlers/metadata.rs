@@ -93,10 +93,10 @@ pub fn handle(
                     None => {
                         let code = match &t.name {
                             Some(name) if crate::topics::validate_name(name).is_err() => {
-                                ErrorCode(17)
+                                ErrorCode::INVALID_TOPIC_EXCEPTION
                             }
                             Some(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                            None => ErrorCode(100), // UNKNOWN_TOPIC_ID
+                            None => ErrorCode::UNKNOWN_TOPIC_ID,
                         };
                         MetadataResponseTopic::default()
                             .with_error_code(code.0)
