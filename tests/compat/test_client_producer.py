@@ -157,6 +157,13 @@ def test_perf_produce_reports_and_writes_every_record(broker, gregor_binary):
     consumer.close()
     assert total == 20000
     result = subprocess.run(
+        [gregor_binary, "perf", "consume", "--bootstrap-server", broker.bootstrap,
+         "--topic", "perf", "--num-records", "20000"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.match(r"20000 records consumed, [\d.]+ records/sec \([\d.]+ MB/sec\)",
+                    result.stdout.strip().splitlines()[-1]), result.stdout
+    result = subprocess.run(
         [gregor_binary, "perf", "produce", "--bootstrap-server", broker.bootstrap,
          "--topic", "perf", "--num-records", "200", "--record-size", "10", "--throughput", "100"],
         capture_output=True, text=True, timeout=60)

@@ -6,6 +6,9 @@
 //! five seconds and a final line with throughput and latency percentiles. Latency is measured
 //! per record from `send` to its acknowledgement, as Kafka's tool does. At most 64 MiB of
 //! records are unacknowledged at a time, Kafka's `buffer.memory` playing the same role.
+//!
+//! `perf consume` reads a topic from its start with the consumer's `assign` (no group) and
+//! reports records/s and MB/s.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,6 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use gregor_client::config::ConsumerConfig;
+use gregor_client::consumer::Consumer;
 use gregor_client::producer::{Producer, ProducerRecord};
 use tokio::sync::Semaphore;
 
@@ -72,12 +77,18 @@ struct ProducePerfArgs {
 struct ConsumePerfArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Topic to read.
+    /// Topic to read (every partition, from its start).
     #[arg(long)]
     topic: String,
     /// Records to read before stopping.
     #[arg(long = "num-records")]
     num_records: u64,
+    /// Give up when no record arrived for this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout: u64,
+    /// Any consumer setting under its Kafka name (repeatable), e.g. fetch.max.bytes=52428800.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    consumer_property: Vec<String>,
 }
 
 /// Runs `gregor perf`.
@@ -88,8 +99,77 @@ pub async fn run(args: PerfArgs) -> Result<()> {
     }
 }
 
-async fn consume(_args: ConsumePerfArgs) -> Result<()> {
-    bail!("perf consume is not built yet")
+/// Reads `--num-records` records from the start of every partition with `assign` (no group),
+/// printing progress every five seconds and a final throughput line.
+async fn consume(args: ConsumePerfArgs) -> Result<()> {
+    let mut pairs = args.connect.properties()?;
+    pairs.push(("auto.offset.reset".into(), "earliest".into()));
+    pairs.push(("enable.auto.commit".into(), "false".into()));
+    for pair in &args.consumer_property {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--consumer-property expects KEY=VALUE, got {pair:?}"))?;
+        pairs.retain(|(key, _)| key != k.trim());
+        pairs.push((k.trim().to_string(), v.to_string()));
+    }
+    let mut consumer = Consumer::new(ConsumerConfig::from_properties(pairs)?)?;
+    let topic = consumer
+        .cluster()
+        .topic(&args.topic)
+        .await
+        .with_context(|| format!("cannot read topic {}", args.topic))?;
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| (args.topic.clone(), p.id))
+        .collect();
+    consumer.assign(partitions).await?;
+    consumer.seek_to_beginning(&[]).await?;
+
+    let start = Instant::now();
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let (mut window_start, mut window_count, mut window_bytes) = (start, 0u64, 0u64);
+    let mut last_record = Instant::now();
+    while count < args.num_records {
+        let records = consumer.poll(Duration::from_millis(500)).await?;
+        if records.is_empty() {
+            if last_record.elapsed() > Duration::from_millis(args.timeout) {
+                bail!(
+                    "no record for {} ms after {count} of {} records",
+                    args.timeout,
+                    args.num_records
+                );
+            }
+            continue;
+        }
+        last_record = Instant::now();
+        for record in &records {
+            let size = record.key.as_ref().map_or(0, |k| k.len())
+                + record.value.as_ref().map_or(0, |v| v.len());
+            count += 1;
+            bytes += size as u64;
+            window_count += 1;
+            window_bytes += size as u64;
+        }
+        if window_start.elapsed() >= REPORT_INTERVAL {
+            let secs = window_start.elapsed().as_secs_f64();
+            println!(
+                "{window_count} records consumed, {:.1} records/sec ({:.2} MB/sec).",
+                window_count as f64 / secs,
+                window_bytes as f64 / secs / (1024.0 * 1024.0)
+            );
+            (window_start, window_count, window_bytes) = (Instant::now(), 0, 0);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{count} records consumed, {:.1} records/sec ({:.2} MB/sec), {:.2} MB in {secs:.2} s.",
+        count as f64 / secs,
+        bytes as f64 / secs / (1024.0 * 1024.0),
+        bytes as f64 / (1024.0 * 1024.0),
+    );
+    let _ = consumer.close().await;
+    Ok(())
 }
 
 /// Latency samples and the running window of the progress line.

@@ -102,11 +102,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             dispatch(&shared, broker, batches).await;
         }
+        // The next metadata attempt for a topic that still needs one; forget the others.
         let stale_wait = {
             let state = shared.state.lock();
-            (!state.stale.is_empty() || !state.accumulator.unresolved_topics().is_empty())
-                .then(|| metadata_retry.values().min().copied())
-                .flatten()
+            let unresolved = state.accumulator.unresolved_topics();
+            metadata_retry.retain(|t, _| state.stale.contains(t) || unresolved.contains(t));
+            metadata_retry.values().min().copied()
         };
         let wake_at = match (wake_at, stale_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
