@@ -468,3 +468,84 @@ pub(crate) fn copy_error(error: &ClientError) -> ClientError {
         other => ClientError::Protocol(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::PartitionInfo;
+
+    fn topic(name: &str, partitions: i32) -> TopicInfo {
+        TopicInfo {
+            name: name.into(),
+            id: uuid::Uuid::nil(),
+            internal: false,
+            partitions: (0..partitions)
+                .map(|id| PartitionInfo {
+                    id,
+                    leader: 1,
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    error_code: 0,
+                })
+                .collect(),
+        }
+    }
+
+    fn pending(partition: i32, value: usize) -> Pending {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        Pending {
+            record: ProducerRecord::new("t", vec![0u8; value]).with_partition(partition),
+            completion: Completion::Channel(tx),
+            enqueued: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn batches_fill_to_batch_size_and_drain_one_per_partition_per_request() {
+        let mut acc = Accumulator::new(Compression::None, 4096, 1 << 20, Duration::from_secs(60));
+        // Unknown topic: records wait for metadata, then are batched in order.
+        assert_eq!(
+            acc.append(pending(0, 1000)).ok(),
+            Some(Appended::WakeSender)
+        );
+        assert_eq!(acc.unresolved_topics(), ["t"]);
+        assert!(acc.set_metadata(topic("t", 2)).is_empty());
+        for _ in 0..9 {
+            acc.append(pending(0, 1000)).ok().unwrap();
+        }
+        acc.append(pending(1, 10)).ok().unwrap();
+        assert!(
+            acc.append(pending(5, 10)).is_err(),
+            "partition 5 does not exist"
+        );
+
+        // 10 records of ~1 KiB in 4 KiB batches: 3 full ones and an open one; partition 1's
+        // lone small batch waits for linger.ms.
+        let now = Instant::now();
+        let mut always = |_| true;
+        let first = acc.drain(now, false, &mut always);
+        assert_eq!(first.requests.len(), 1);
+        let (leader, batches) = &first.requests[0];
+        assert_eq!((*leader, batches.len(), batches[0].partition), (1, 1, 0));
+        assert_eq!(batches[0].completions.len(), 3);
+        assert!(first.wake_at.is_some());
+        let second = acc.drain(now, false, &mut always);
+        assert_eq!(second.requests[0].1.len(), 1);
+        // A flush sends everything, one batch per partition per request.
+        let flushed = acc.drain(now, true, &mut always);
+        let partitions: Vec<i32> = flushed.requests[0].1.iter().map(|b| b.partition).collect();
+        assert_eq!(partitions, [0, 1]);
+        let last = acc.drain(now, true, &mut always);
+        let counts: Vec<usize> = last.requests[0]
+            .1
+            .iter()
+            .map(|b| b.completions.len())
+            .collect();
+        assert_eq!(counts, [1]);
+        assert!(acc.drain(now, true, &mut always).requests.is_empty());
+        // A broker at its in-flight limit gets nothing.
+        acc.append(pending(0, 10)).ok().unwrap();
+        assert!(acc.drain(now, true, &mut |_| false).requests.is_empty());
+    }
+}
