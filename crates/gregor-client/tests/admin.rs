@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_client::admin::{
     Admin, AlterConfigOp, ConfigResource, ConfigSource, NewTopic, OffsetSpec, TopicPartition,
-    error_name,
 };
 use gregor_client::config::CommonConfig;
 use gregor_client::{ClientError, Cluster};
@@ -26,7 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 fn code(e: &ClientError) -> &'static str {
-    error_name(e.code().unwrap_or(ErrorCode(-1)))
+    e.code().unwrap_or(ErrorCode(-1)).name()
 }
 
 fn tp(topic: &str, partition: i32) -> TopicPartition {
