@@ -17,7 +17,6 @@ pub mod config;
 mod error;
 mod group;
 mod handlers;
-mod ids;
 mod meta_properties;
 mod server;
 mod topics;

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::error::BrokerError;
-use crate::ids;
+use gregor_protocol::ids;
 
 const FILE: &str = "meta.properties";
 

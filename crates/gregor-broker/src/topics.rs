@@ -17,7 +17,7 @@ use gregor_protocol::ErrorCode;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use crate::ids;
+use gregor_protocol::ids;
 
 /// Kafka's limit on topic name length (so `<topic>-<partition>` fits a file name).
 const MAX_NAME_LENGTH: usize = 249;

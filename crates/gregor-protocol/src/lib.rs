@@ -7,5 +7,6 @@
 
 pub mod batch;
 mod error_code;
+pub mod ids;
 
 pub use error_code::ErrorCode;

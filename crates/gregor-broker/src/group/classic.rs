@@ -465,7 +465,11 @@ impl ClassicGroup {
         if self.members.len() + self.pending_members.len() >= limits.max_size {
             return Reply::Now(JoinResult::error(ErrorCode::GROUP_MAX_SIZE_REACHED, ""));
         }
-        let member_id = format!("{}-{}", request.client_id, crate::ids::random_id());
+        let member_id = format!(
+            "{}-{}",
+            request.client_id,
+            gregor_protocol::ids::random_id()
+        );
         if request.instance_id.is_none() && request.require_known_member_id {
             // KIP-394: the member must come back with this id, so a client that times out
             // and retries does not leave a ghost member behind.
@@ -531,7 +535,11 @@ impl ClassicGroup {
         let instance = request.instance_id.clone().expect("static member");
         let mut member = self.members.remove(old_id).expect("known static member");
         fail_parked(&mut member, ErrorCode::FENCED_INSTANCE_ID);
-        let new_id = format!("{}-{}", request.client_id, crate::ids::random_id());
+        let new_id = format!(
+            "{}-{}",
+            request.client_id,
+            gregor_protocol::ids::random_id()
+        );
         let unchanged = member.protocols == request.protocols;
         member.member_id = new_id.clone();
         member.client_id = request.client_id;

@@ -443,7 +443,7 @@ impl ConsumerGroup {
             ));
         }
         if request.member_id.is_empty() {
-            request.member_id = crate::ids::to_text(crate::ids::random_id());
+            request.member_id = gregor_protocol::ids::to_text(gregor_protocol::ids::random_id());
         }
         if let Some(instance) = request.instance_id.clone()
             && let Some(previous) = self

@@ -12,6 +12,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use gregor_client::ErrorCode;
 use gregor_client::admin::{Admin, ConfigResource, ConfigSource, NewTopic, TopicDescription};
+use gregor_protocol::ids;
 use serde_json::json;
 
 use super::ConnectArgs;
@@ -183,7 +184,7 @@ async fn list(args: ListArgs) -> Result<()> {
     match args.output {
         OutputFormat::Json => print_json(&json!(topics
             .iter()
-            .map(|t| json!({"name": t.name, "topic_id": t.topic_id.to_string(), "internal": t.internal}))
+            .map(|t| json!({"name": t.name, "topic_id": ids::to_text(t.topic_id), "internal": t.internal}))
             .collect::<Vec<_>>())),
         OutputFormat::Table => {
             for t in topics {
@@ -260,7 +261,7 @@ async fn describe(args: DescribeArgs) -> Result<()> {
             .iter()
             .map(|t| json!({
                 "topic": t.name,
-                "topic_id": t.topic_id.to_string(),
+                "topic_id": ids::to_text(t.topic_id),
                 "internal": t.internal,
                 "partition_count": t.partitions.len(),
                 "replication_factor": rf(t),
@@ -287,7 +288,7 @@ async fn describe(args: DescribeArgs) -> Result<()> {
                 emit_line!(
                     "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
                     t.name,
-                    t.topic_id,
+                    ids::to_text(t.topic_id),
                     t.partitions.len(),
                     rf(t),
                     config
