@@ -1,13 +1,445 @@
-//! `gregor consume`: not built yet (issue 5).
+//! `gregor consume`: Kafka's `kafka-console-consumer`. Prints records of one topic, from the
+//! end by default (`--from-beginning`, `--offset`, `--timestamp` move the start), alone (all
+//! partitions assigned, no group) or as a member of `--group` (partitions shared with the
+//! group's other members, offsets committed).
+//!
+//! Formats (`--formatter`):
+//! * `value` (default): the value, as kafka-console-consumer prints it (`null` for none);
+//! * `key-value`: key, `--key-separator` (a tab by default), value;
+//! * `json`: one JSON object per line with `topic`, `partition`, `offset`, `timestamp`, `key`,
+//!   `value` and `headers` (a list of `{"key", "value"}` in record order, duplicates kept).
+//!   Keys and values that are valid UTF-8 are JSON strings and null ones are `null`; any other
+//!   bytes are written in standard base64 and flagged by a sibling `"key_encoding": "base64"` /
+//!   `"value_encoding": "base64"` (`"encoding": "base64"` inside a header), so the output stays
+//!   lossless and a plain-text record needs no decoding.
+//!
+//! The tool ends after `--max-messages` records, after `--timeout-ms` without a new record,
+//! or on Ctrl-C; it then prints `Processed a total of N messages` on stderr, commits (with a
+//! group) and leaves the group.
 
-use anyhow::{Result, bail};
-use clap::Args;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use gregor_client::ClientError;
+use gregor_client::config::ConsumerConfig;
+use gregor_client::consumer::{Consumer, ConsumerRecord};
+use serde_json::{Map, Value, json};
+
+use super::ConnectArgs;
+
+/// `--formatter`.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Formatter {
+    /// The value only.
+    #[default]
+    Value,
+    /// Key, separator, value.
+    KeyValue,
+    /// One JSON object per record.
+    Json,
+}
 
 /// `gregor consume` arguments.
 #[derive(Args, Debug)]
-pub struct ConsumeArgs {}
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic to read.
+    #[arg(long)]
+    topic: String,
+    /// Start at the log start when there is no committed offset (auto.offset.reset=earliest).
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// Read only this partition (not with --group).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Where to start in --partition: an offset, earliest or latest.
+    #[arg(long, value_name = "N|earliest|latest")]
+    offset: Option<String>,
+    /// Start at the first record with a timestamp (ms since the epoch) at or after this (not
+    /// with --group).
+    #[arg(long, value_name = "MS")]
+    timestamp: Option<i64>,
+    /// Consume as a member of this consumer group (committing offsets).
+    #[arg(long)]
+    group: Option<String>,
+    /// Exit after printing this many records.
+    #[arg(long = "max-messages", value_name = "N")]
+    max_messages: Option<u64>,
+    /// Exit when no record arrived for this long.
+    #[arg(long = "timeout-ms", value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Formatter::Value)]
+    formatter: Formatter,
+    /// Between key and value with --formatter key-value.
+    #[arg(long = "key-separator", value_name = "SEP", default_value = "\t")]
+    key_separator: String,
+    /// Any consumer setting under its Kafka name (repeatable), e.g. isolation.level=read_committed.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    consumer_property: Vec<String>,
+}
+
+/// Where `--offset` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Earliest,
+    Latest,
+    At(i64),
+}
+
+fn parse_offset(text: &str) -> Result<Start> {
+    match text {
+        "earliest" | "beginning" => Ok(Start::Earliest),
+        "latest" | "end" => Ok(Start::Latest),
+        n => match n.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Start::At(n)),
+            _ => bail!("--offset must be a non-negative number, earliest or latest, not {n:?}"),
+        },
+    }
+}
+
+/// Checks the option combinations kafka-console-consumer refuses.
+fn check(args: &ConsumeArgs) -> Result<Option<Start>> {
+    let start = args.offset.as_deref().map(parse_offset).transpose()?;
+    if start.is_some() && args.partition.is_none() {
+        bail!("--offset needs --partition (which partition the offset is in)");
+    }
+    if args.group.is_some() && (args.partition.is_some() || args.timestamp.is_some()) {
+        bail!(
+            "--partition and --timestamp cannot be combined with --group (the group assigns partitions)"
+        );
+    }
+    if args.from_beginning && (start.is_some() || args.timestamp.is_some()) {
+        bail!("--from-beginning cannot be combined with --offset or --timestamp");
+    }
+    if start.is_some() && args.timestamp.is_some() {
+        bail!("--offset and --timestamp cannot be combined");
+    }
+    if args.partition.is_some_and(|p| p < 0) {
+        bail!("--partition must not be negative");
+    }
+    if args.max_messages == Some(0) {
+        bail!("--max-messages must be at least 1");
+    }
+    Ok(start)
+}
+
+/// A client error as one line: Kafka's error name, then what to do.
+fn explain(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::Kafka { code, message } => anyhow!(
+            "{}: {}",
+            code.name(),
+            message.unwrap_or_else(|| "the broker refused the request".to_string())
+        ),
+        ClientError::Connect { addr, message } => anyhow!(
+            "NETWORK_EXCEPTION: cannot connect to {addr} ({message}); check --bootstrap-server \
+             and that a broker is running there"
+        ),
+        ClientError::Config { key, message } => anyhow!("INVALID_CONFIG: {key}: {message}"),
+        other => anyhow!("{other}"),
+    }
+}
 
 /// Runs `gregor consume`.
-pub async fn run(_args: ConsumeArgs) -> Result<()> {
-    bail!("gregor consume is not built yet")
+pub async fn run(args: ConsumeArgs) -> Result<()> {
+    let start = check(&args)?;
+    let mut properties = args.connect.properties()?;
+    properties.push((
+        "auto.offset.reset".into(),
+        if args.from_beginning {
+            "earliest"
+        } else {
+            "latest"
+        }
+        .into(),
+    ));
+    if let Some(group) = &args.group {
+        properties.push(("group.id".into(), group.clone()));
+    }
+    for pair in &args.consumer_property {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--consumer-property expects KEY=VALUE, got {pair:?}"))?;
+        properties.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let config = ConsumerConfig::from_properties(properties).map_err(explain)?;
+    let mut consumer = Consumer::new(config).map_err(explain)?;
+    let topic = consumer
+        .cluster()
+        .topic(&args.topic)
+        .await
+        .map_err(explain)?;
+    if let Some(p) = args.partition
+        && !topic.partitions.iter().any(|info| info.id == p)
+    {
+        bail!(
+            "UNKNOWN_TOPIC_OR_PARTITION: topic {} has no partition {p} (it has {})",
+            args.topic,
+            topic.partitions.len()
+        );
+    }
+    if args.group.is_some() {
+        consumer
+            .subscribe(vec![args.topic.clone()], None)
+            .await
+            .map_err(explain)?;
+    } else {
+        let partitions: Vec<(String, i32)> = match args.partition {
+            Some(p) => vec![(args.topic.clone(), p)],
+            None => topic
+                .partitions
+                .iter()
+                .map(|p| (args.topic.clone(), p.id))
+                .collect(),
+        };
+        consumer.assign(partitions).await.map_err(explain)?;
+        match (start, args.timestamp) {
+            (Some(Start::Earliest), _) => consumer.seek_to_beginning(&[]).await,
+            (Some(Start::Latest), _) => consumer.seek_to_end(&[]).await,
+            (Some(Start::At(n)), _) => consumer.seek(&args.topic, args.partition.unwrap_or(0), n),
+            (None, Some(ms)) => consumer.seek_to_timestamp(&[], ms).await,
+            (None, None) => Ok(()),
+        }
+        .map_err(explain)?;
+    }
+
+    let result = consume(&mut consumer, &args).await;
+    let closed = consumer.close().await;
+    let count = result?;
+    eprintln!("Processed a total of {count} messages");
+    closed.map_err(explain)
+}
+
+/// The poll-and-print loop; returns how many records were printed.
+async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
+    let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    let mut last_record = Instant::now();
+    let mut count = 0u64;
+    let stdout = std::io::stdout();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let mut wait = Duration::from_millis(500);
+        if let Some(limit) = idle_limit {
+            let left = limit.saturating_sub(last_record.elapsed());
+            if left.is_zero() {
+                return Ok(count);
+            }
+            wait = wait.min(left);
+        }
+        let records = tokio::select! {
+            records = consumer.poll(wait) => records.map_err(explain)?,
+            _ = &mut ctrl_c => return Ok(count),
+        };
+        if records.is_empty() {
+            continue;
+        }
+        last_record = Instant::now();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for record in &records {
+            let line = format_record(record, args.formatter, &args.key_separator);
+            if writeln!(out, "{line}").is_err() {
+                // The reader went away (`| head`): stop quietly.
+                return Ok(count);
+            }
+            count += 1;
+            if args.max_messages.is_some_and(|max| count >= max) {
+                let _ = out.flush();
+                // Commit where the printed records end, not past what poll returned beyond.
+                if args.group.is_some() {
+                    consumer
+                        .seek(&record.topic, record.partition, record.offset + 1)
+                        .map_err(explain)?;
+                    rewind_others(consumer, &records, record)?;
+                }
+                return Ok(count);
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(count);
+        }
+    }
+}
+
+/// After stopping at `last`, moves every other partition back to its first unprinted record,
+/// so the group's commit on close covers exactly what was printed.
+fn rewind_others(
+    consumer: &mut Consumer,
+    records: &[ConsumerRecord],
+    last: &ConsumerRecord,
+) -> Result<()> {
+    let stop = records
+        .iter()
+        .position(|r| std::ptr::eq(r, last))
+        .unwrap_or(records.len());
+    let mut first_unprinted: Vec<(&str, i32, i64)> = Vec::new();
+    for r in &records[stop + 1..] {
+        if (r.topic.as_str(), r.partition) == (last.topic.as_str(), last.partition) {
+            continue;
+        }
+        if !first_unprinted
+            .iter()
+            .any(|(t, p, _)| (*t, *p) == (r.topic.as_str(), r.partition))
+        {
+            first_unprinted.push((&r.topic, r.partition, r.offset));
+        }
+    }
+    for (t, p, o) in first_unprinted {
+        consumer.seek(t, p, o).map_err(explain)?;
+    }
+    Ok(())
+}
+
+fn text(bytes: &Option<Bytes>) -> String {
+    match bytes {
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        None => "null".to_string(),
+    }
+}
+
+/// One output line for `record`.
+pub fn format_record(record: &ConsumerRecord, formatter: Formatter, separator: &str) -> String {
+    match formatter {
+        Formatter::Value => text(&record.value),
+        Formatter::KeyValue => format!("{}{separator}{}", text(&record.key), text(&record.value)),
+        Formatter::Json => record_json(record).to_string(),
+    }
+}
+
+/// Puts `bytes` under `field`: a string if UTF-8, else base64 with `<encoding_field>` set.
+fn put_bytes(
+    object: &mut Map<String, Value>,
+    field: &str,
+    encoding_field: &str,
+    bytes: &Option<Bytes>,
+) {
+    match bytes {
+        None => {
+            object.insert(field.into(), Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                object.insert(field.into(), Value::String(s.to_string()));
+            }
+            Err(_) => {
+                object.insert(field.into(), Value::String(base64(b)));
+                object.insert(encoding_field.into(), Value::String("base64".into()));
+            }
+        },
+    }
+}
+
+/// The JSON object `--formatter json` prints.
+pub fn record_json(record: &ConsumerRecord) -> Value {
+    let mut object = Map::new();
+    object.insert("topic".into(), json!(record.topic));
+    object.insert("partition".into(), json!(record.partition));
+    object.insert("offset".into(), json!(record.offset));
+    object.insert("timestamp".into(), json!(record.timestamp));
+    put_bytes(&mut object, "key", "key_encoding", &record.key);
+    put_bytes(&mut object, "value", "value_encoding", &record.value);
+    let headers: Vec<Value> = record
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let mut header = Map::new();
+            header.insert("key".into(), json!(k));
+            put_bytes(&mut header, "value", "encoding", v);
+            Value::Object(header)
+        })
+        .collect();
+    object.insert("headers".into(), Value::Array(headers));
+    Value::Object(object)
+}
+
+/// Standard base64 (RFC 4648, padded).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn json_lines_keep_nulls_binary_and_duplicate_headers() {
+        let record = ConsumerRecord {
+            topic: "t".into(),
+            partition: 1,
+            offset: 7,
+            timestamp: 42,
+            key: None,
+            value: Some(Bytes::from_static(&[0xff, 0x00])),
+            headers: vec![
+                ("h".into(), Some(Bytes::from_static(b"a"))),
+                ("h".into(), None),
+            ],
+        };
+        let v = record_json(&record);
+        assert_eq!(v["key"], Value::Null);
+        assert_eq!(v["value"], "/wA=");
+        assert_eq!(v["value_encoding"], "base64");
+        assert_eq!(v["headers"][0], json!({"key": "h", "value": "a"}));
+        assert_eq!(v["headers"][1], json!({"key": "h", "value": null}));
+        assert_eq!(
+            format_record(&record, Formatter::KeyValue, ":"),
+            "null:\u{fffd}\u{0}"
+        );
+    }
+
+    #[test]
+    fn refuses_kafka_console_consumer_conflicts() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ConsumeArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["gregor", "--topic", "t"];
+            argv.extend_from_slice(extra);
+            check(&Cli::parse_from(argv).args)
+        };
+        assert!(parse(&["--offset", "5"]).is_err());
+        assert!(parse(&["--offset", "x", "--partition", "0"]).is_err());
+        assert!(parse(&["--group", "g", "--partition", "0"]).is_err());
+        assert!(parse(&["--from-beginning", "--timestamp", "1"]).is_err());
+        assert_eq!(
+            parse(&["--offset", "earliest", "--partition", "0"]).unwrap(),
+            Some(Start::Earliest)
+        );
+    }
 }
