@@ -80,8 +80,8 @@ struct ConsumePerfArgs {
     /// Topic to read (every partition, from its start).
     #[arg(long)]
     topic: String,
-    /// Records to read before stopping.
-    #[arg(long = "num-records")]
+    /// Records to read before stopping (`--messages`, as kafka-consumer-perf-test calls it).
+    #[arg(long = "num-records", alias = "messages")]
     num_records: u64,
     /// Give up when no record arrived for this many milliseconds.
     #[arg(long, default_value_t = 10_000)]
