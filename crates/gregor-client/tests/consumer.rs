@@ -405,3 +405,57 @@ async fn subscribe_needs_group_and_unreachable_broker_fails() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_partitions_trigger_a_rebalance_and_close_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=1\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    produce(&cluster, "grow", 0, 3, Compression::None).await;
+    let props = [
+        ("group.id", "growers"),
+        ("metadata.max.age.ms", "300"),
+        ("heartbeat.interval.ms", "200"),
+    ];
+    let events = Arc::new(Mutex::new(Events::default()));
+    let mut consumer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    consumer
+        .subscribe(
+            vec!["grow".into()],
+            Some(Box::new(Recorder(Arc::clone(&events)))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(poll_n(&mut consumer, 3).await.len(), 3);
+    assert_eq!(consumer.assignment(), vec![tp("grow", 0)]);
+
+    let admin = gregor_client::Admin::new(CommonConfig::new(&bootstrap));
+    admin
+        .create_partitions(&[("grow".to_string(), 3)].into_iter().collect(), false)
+        .await
+        .unwrap();
+    cluster.invalidate("grow");
+    produce(&cluster, "grow", 2, 4, Compression::None).await;
+    let more = poll_n(&mut consumer, 4).await;
+    assert_eq!(more.len(), 4);
+    assert!(more.iter().all(|r| r.partition == 2));
+    assert_eq!(consumer.assignment().len(), 3);
+    assert_eq!(
+        events.lock().assigned.len(),
+        1 + 3,
+        "eager: the whole assignment again"
+    );
+
+    // close: commits the positions and revokes through the listener.
+    consumer.close().await.unwrap();
+    assert!(events.lock().revoked.len() >= 3);
+    let mut check = Consumer::new(config(&bootstrap, &[("group.id", "growers")])).unwrap();
+    let committed = check
+        .committed(&[tp("grow", 0), tp("grow", 2)])
+        .await
+        .unwrap();
+    assert_eq!(committed[&tp("grow", 0)], Some(3));
+    assert_eq!(committed[&tp("grow", 2)], Some(4));
+    broker.shutdown().await.unwrap();
+}

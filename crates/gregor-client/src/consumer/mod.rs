@@ -100,6 +100,10 @@ pub struct Consumer {
     last_auto_commit: Instant,
     /// A join running in its own task: (assignment, generation) when done.
     pending_join: Option<tokio::task::JoinHandle<Result<JoinOutcome>>>,
+    /// Partition counts of the subscribed topics at the last join, and when they were last
+    /// compared with fresh metadata (a change triggers a rebalance, as in the Java client).
+    subscribed_counts: HashMap<String, usize>,
+    last_metadata_check: Instant,
     next_drain: usize,
     closed: bool,
 }
@@ -127,6 +131,8 @@ impl Consumer {
             listener: None,
             last_auto_commit: Instant::now(),
             pending_join: None,
+            subscribed_counts: HashMap::new(),
+            last_metadata_check: Instant::now(),
             next_drain: 0,
             closed: false,
         })
@@ -693,6 +699,8 @@ impl Consumer {
             return Ok(());
         }
         if self.pending_join.is_none() {
+            self.check_partition_counts().await;
+            let group = self.group.as_ref().expect("checked above");
             let (needs_join, lost) = group.take_flags();
             if !needs_join {
                 return Ok(());
@@ -735,6 +743,14 @@ impl Consumer {
             }
         };
         group.finish_join(generation);
+        let topics = group.topics.clone();
+        self.subscribed_counts.clear();
+        for topic in topics {
+            if let Ok(info) = self.cluster.topic(&topic).await {
+                self.subscribed_counts.insert(topic, info.partitions.len());
+            }
+        }
+        self.last_metadata_check = Instant::now();
         let assigned: BTreeSet<TopicPartition> = assigned.into_iter().collect();
         let owned: BTreeSet<TopicPartition> = self.assignment().into_iter().collect();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
@@ -754,6 +770,31 @@ impl Consumer {
             l.on_partitions_assigned(&added);
         }
         Ok(())
+    }
+
+    /// Every `metadata.max.age.ms`, compares the subscribed topics' partition counts with the
+    /// last join's; partitions added (or a subscribed topic created) ask for a rebalance so
+    /// the leader assigns them.
+    async fn check_partition_counts(&mut self) {
+        if self.last_metadata_check.elapsed() < self.config.common.metadata_max_age {
+            return;
+        }
+        self.last_metadata_check = Instant::now();
+        let Some(group) = &self.group else {
+            return;
+        };
+        let topics = group.topics.clone();
+        let Ok(metadata) = self.cluster.refresh(Some(&topics)).await else {
+            return;
+        };
+        let changed = topics.iter().any(|t| {
+            metadata.topics.get(t).map(|info| info.partitions.len())
+                != self.subscribed_counts.get(t).copied()
+        });
+        if changed {
+            tracing::debug!(?topics, "subscribed partitions changed; rebalancing");
+            group.request_rejoin();
+        }
     }
 
     /// Commits (with auto-commit), revokes, leaves the group (dynamic members) and stops the
