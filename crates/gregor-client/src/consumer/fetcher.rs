@@ -278,7 +278,8 @@ impl BrokerFetch {
             return Err(e);
         }
         let by_id: HashMap<Uuid, &str> = ids.iter().map(|(n, id)| (*id, *n)).collect();
-        let mut answered: HashMap<TopicPartition, (i16, Option<Bytes>)> = HashMap::new();
+        let mut answered: HashMap<TopicPartition, (i16, Option<Bytes>, Vec<(i64, i64)>)> =
+            HashMap::new();
         for topic in response.responses {
             let name = if version >= 13 {
                 by_id.get(&topic.topic_id).map(|n| n.to_string())
@@ -287,18 +288,32 @@ impl BrokerFetch {
             };
             let Some(name) = name else { continue };
             for p in topic.partitions {
-                answered.insert((name.clone(), p.partition_index), (p.error_code, p.records));
+                let aborted = p
+                    .aborted_transactions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| (a.producer_id.0, a.first_offset))
+                    .collect();
+                answered.insert(
+                    (name.clone(), p.partition_index),
+                    (p.error_code, p.records, aborted),
+                );
             }
         }
         // Decode outside the lock.
         let mut decoded = Vec::new();
         for r in requested {
-            let Some((code, records)) = answered.remove(&r.tp) else {
+            let Some((code, records, aborted)) = answered.remove(&r.tp) else {
                 decoded.push((r, Outcome::Retry));
                 continue;
             };
             let outcome = match ErrorCode(code) {
-                ErrorCode::NONE => match decode(&r.tp, r.offset, records.unwrap_or_default()) {
+                ErrorCode::NONE => match decode(
+                    &r.tp,
+                    r.offset,
+                    records.unwrap_or_default(),
+                    self.config.read_committed.then_some(aborted),
+                ) {
                     Ok((records, next, bytes)) => Outcome::Records(records, next, bytes),
                     Err(e) => Outcome::Fatal(e),
                 },
@@ -359,11 +374,19 @@ enum Outcome {
 /// to fetch, and their approximate size. Control batches are skipped (their offsets still
 /// count); a batch cut off at the end (the broker sends whole batches up to the byte limit,
 /// possibly one partial) ends the data.
+///
+/// With `read_committed`, `aborted` lists the aborted transactions in range as (producer id,
+/// first offset): a transactional batch of a producer whose aborted transaction has started
+/// (and whose ABORT marker has not been passed yet) is dropped, as the Java client does.
 fn decode(
     tp: &TopicPartition,
     from: i64,
     data: Bytes,
+    aborted: Option<Vec<(i64, i64)>>,
 ) -> crate::Result<(Vec<ConsumerRecord>, i64, usize)> {
+    let mut pending_aborts = aborted.unwrap_or_default();
+    pending_aborts.sort_by_key(|(_, first)| std::cmp::Reverse(*first));
+    let mut aborting: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut records = Vec::new();
     let mut next = from;
     let mut bytes = 0;
@@ -382,10 +405,29 @@ fn decode(
                 break;
             }
         };
+        while pending_aborts
+            .last()
+            .is_some_and(|(_, first)| *first <= batch.last_offset())
+        {
+            let (producer, _) = pending_aborts.pop().expect("checked");
+            aborting.insert(producer);
+        }
+        if batch.attributes().is_control() {
+            // An ABORT marker ends that producer's aborted transaction.
+            if batch.attributes().is_transactional()
+                && let Ok(records) = batch.records()
+                && records.first().and_then(|r| r.control_type().ok())
+                    == Some(gregor_protocol::batch::ControlRecordType::Abort)
+            {
+                aborting.remove(&batch.producer_id());
+            }
+            next = next.max(batch.next_offset());
+            continue;
+        }
         if batch.next_offset() <= from {
             continue;
         }
-        if batch.attributes().is_control() {
+        if batch.attributes().is_transactional() && aborting.contains(&batch.producer_id()) {
             next = next.max(batch.next_offset());
             continue;
         }
@@ -427,4 +469,66 @@ pub(crate) fn record_size(record: &ConsumerRecord) -> usize {
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
             .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::batch::{
+        Compression, ControlRecordType, EndTransactionMarker, RecordBatchBuilder,
+    };
+
+    fn batch(base: i64, values: &[&str], producer: Option<i64>) -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new(base, Compression::None);
+        if let Some(pid) = producer {
+            b = b.producer(pid, 0, 0).transactional(true);
+        }
+        for (i, v) in values.iter().enumerate() {
+            b.append(base + i as i64, 10, None, Some(v.as_bytes()), &[]);
+        }
+        b.build().unwrap()
+    }
+
+    fn abort_marker(offset: i64, producer: i64) -> Vec<u8> {
+        let marker = EndTransactionMarker {
+            control_type: ControlRecordType::Abort,
+            coordinator_epoch: 0,
+        };
+        let mut b = RecordBatchBuilder::new(offset, Compression::None)
+            .producer(producer, 0, -1)
+            .transactional(true)
+            .control(true);
+        b.append(
+            offset,
+            10,
+            Some(&ControlRecordType::Abort.key_bytes()),
+            Some(&marker.value_bytes()),
+            &[],
+        );
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_transactions_and_skips_markers() {
+        let mut data = batch(0, &["a", "b"], None);
+        data.extend(batch(2, &["x", "y"], Some(7)));
+        data.extend(abort_marker(4, 7));
+        data.extend(batch(5, &["c"], None));
+        let data = Bytes::from(data);
+        let tp = ("t".to_string(), 0);
+        let values = |records: &[ConsumerRecord]| -> Vec<String> {
+            records
+                .iter()
+                .map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned())
+                .collect()
+        };
+        let (records, next, _) = decode(&tp, 0, data.clone(), Some(vec![(7, 2)])).unwrap();
+        assert_eq!(values(&records), ["a", "b", "c"]);
+        assert_eq!(next, 6);
+        let (records, _, _) = decode(&tp, 0, data.clone(), None).unwrap();
+        assert_eq!(values(&records), ["a", "b", "x", "y", "c"]);
+        // Starting inside a batch returns only what follows.
+        let (records, _, _) = decode(&tp, 1, data, None).unwrap();
+        assert_eq!(records[0].offset, 1);
+    }
 }
