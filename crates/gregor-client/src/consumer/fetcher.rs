@@ -278,8 +278,7 @@ impl BrokerFetch {
             return Err(e);
         }
         let by_id: HashMap<Uuid, &str> = ids.iter().map(|(n, id)| (*id, *n)).collect();
-        let mut answered: HashMap<TopicPartition, (i16, Option<Bytes>, Vec<(i64, i64)>)> =
-            HashMap::new();
+        let mut answered: HashMap<TopicPartition, Answer> = HashMap::new();
         for topic in response.responses {
             let name = if version >= 13 {
                 by_id.get(&topic.topic_id).map(|n| n.to_string())
@@ -361,6 +360,10 @@ impl BrokerFetch {
         Ok(())
     }
 }
+
+/// One partition's part of a Fetch response: error code, records, aborted transactions as
+/// (producer id, first offset).
+type Answer = (i16, Option<Bytes>, Vec<(i64, i64)>);
 
 enum Outcome {
     Records(Vec<ConsumerRecord>, i64, usize),
