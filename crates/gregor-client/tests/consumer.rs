@@ -459,3 +459,63 @@ async fn added_partitions_trigger_a_rebalance_and_close_leaves() {
     assert_eq!(committed[&tp("grow", 2)], Some(4));
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_and_its_partitions_are_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    produce(&cluster, "slow", 0, 1, Compression::None).await;
+    let props = [
+        ("group.id", "slowpokes"),
+        ("max.poll.interval.ms", "2000"),
+        ("heartbeat.interval.ms", "100"),
+        ("session.timeout.ms", "30000"),
+    ];
+    #[derive(Default)]
+    struct Lost(Arc<Mutex<Vec<TopicPartition>>>);
+    impl RebalanceListener for Lost {
+        fn on_partitions_revoked(&mut self, _: &[TopicPartition]) {}
+        fn on_partitions_assigned(&mut self, _: &[TopicPartition]) {}
+        fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+            self.0.lock().extend_from_slice(partitions);
+        }
+    }
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let mut slow = Consumer::new(config(&bootstrap, &props)).unwrap();
+    slow.subscribe(vec!["slow".into()], Some(Box::new(Lost(Arc::clone(&lost)))))
+        .await
+        .unwrap();
+    assert_eq!(poll_n(&mut slow, 1).await.len(), 1);
+    assert_eq!(slow.assignment().len(), 2);
+    let mut other = Consumer::new(config(&bootstrap, &props)).unwrap();
+    other.subscribe(vec!["slow".into()], None).await.unwrap();
+    let other = Member::spawn(other);
+    // `slow` does not poll: after max.poll.interval.ms it leaves and `other` takes everything
+    // without waiting for the 30 s session timeout.
+    wait_until("other owning both partitions", || {
+        other.assignment.lock().len() == 2
+    })
+    .await;
+    // (Its own heartbeat task notices the stall within heartbeat.interval.ms of the broker
+    // doing so; give it that time, or the next poll would simply rejoin with a revoke.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Polling again, `slow` learns its partitions were lost and rejoins.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lost.lock().is_empty() || slow.assignment().is_empty() {
+        slow.poll(Duration::from_millis(100)).await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow never rejoined: lost {:?}, owns {:?}, other owns {:?}",
+            lost.lock(),
+            slow.assignment(),
+            other.assignment.lock()
+        );
+    }
+    assert_eq!(lost.lock().len(), 2);
+    let mut other = other.stop().await;
+    other.close().await.unwrap();
+    slow.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}

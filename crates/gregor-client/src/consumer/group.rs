@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_protocol::ErrorCode;
@@ -47,6 +48,8 @@ pub(crate) struct GroupState {
     pub lost: bool,
     /// Cached coordinator connection.
     pub coordinator: Option<Arc<BrokerConnection>>,
+    /// When the application last called `poll()`.
+    pub last_poll: Option<Instant>,
 }
 
 /// The consumer's membership in `group.id`.
@@ -166,6 +169,8 @@ impl Membership {
         let group = self.group_id.clone();
         let instance = self.instance_id.clone();
         let interval = self.config.heartbeat_interval;
+        let max_poll_interval = self.config.max_poll_interval;
+        let cluster = Arc::clone(&self.cluster);
         self.heartbeat = Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
@@ -173,9 +178,53 @@ impl Membership {
                     let s = state.lock();
                     (s.member_id.clone(), s.generation, s.coordinator.clone())
                 };
-                let Some(coordinator) = coordinator.filter(|_| generation >= 0) else {
+                if generation < 0 {
                     continue;
+                }
+                // A lost coordinator is found again here: without heartbeats the member would
+                // be dropped from the group without ever hearing of it.
+                let coordinator = match coordinator.filter(|c| !c.is_closed()) {
+                    Some(c) => c,
+                    None => match cluster.coordinator(&group, 0).await {
+                        Ok(c) => {
+                            state.lock().coordinator = Some(Arc::clone(&c));
+                            c
+                        }
+                        Err(e) => {
+                            tracing::debug!(%group, error = %e, "coordinator lookup failed");
+                            continue;
+                        }
+                    },
                 };
+                let stalled = state
+                    .lock()
+                    .last_poll
+                    .is_some_and(|t| t.elapsed() > max_poll_interval);
+                if stalled {
+                    // The application stopped polling: give its partitions to the others, as
+                    // the Java client does after max.poll.interval.ms; the next poll rejoins.
+                    tracing::warn!(
+                        %group,
+                        "poll() was not called within max.poll.interval.ms; leaving the group"
+                    );
+                    {
+                        let mut s = state.lock();
+                        s.generation = -1;
+                        s.needs_join = true;
+                        s.lost = true;
+                        s.member_id.clear();
+                    }
+                    if instance.is_none() {
+                        send_leave(
+                            &coordinator,
+                            &group,
+                            member,
+                            "consumer poll timeout has expired",
+                        )
+                        .await;
+                    }
+                    continue;
+                }
                 let request = HeartbeatRequest::default()
                     .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                     .with_generation_id(generation)
@@ -235,32 +284,45 @@ impl Membership {
         let Ok(coordinator) = self.coordinator().await else {
             return;
         };
-        let version = match coordinator.version::<LeaveGroupRequest>(5) {
-            Ok(v) => v,
-            Err(_) => return,
-        };
-        let group_id = GroupId(StrBytes::from_string(self.group_id.clone()));
-        // v0-2 name one member at the top level; v3+ list members (KIP-345).
-        let request = if version >= 3 {
-            LeaveGroupRequest::default()
-                .with_group_id(group_id)
-                .with_members(vec![
-                    MemberIdentity::default()
-                        .with_member_id(StrBytes::from_string(member_id))
-                        .with_reason(
-                            Some(StrBytes::from_static_str("the consumer is closing"))
-                                .filter(|_| version >= 5),
-                        ),
-                ])
-        } else {
-            LeaveGroupRequest::default()
-                .with_group_id(group_id)
-                .with_member_id(StrBytes::from_string(member_id))
-        };
-        if let Err(e) = coordinator.send_at(&request, version).await {
-            tracing::debug!(group = %self.group_id, error = %e, "LeaveGroup failed");
-        }
+        send_leave(
+            &coordinator,
+            &self.group_id,
+            member_id,
+            "the consumer is closing",
+        )
+        .await;
         self.state.lock().member_id.clear();
+    }
+}
+
+/// Sends LeaveGroup for `member_id` (errors are only logged: the session timeout removes the
+/// member anyway).
+async fn send_leave(
+    coordinator: &BrokerConnection,
+    group: &str,
+    member_id: String,
+    reason: &'static str,
+) {
+    let Ok(version) = coordinator.version::<LeaveGroupRequest>(5) else {
+        return;
+    };
+    let group_id = GroupId(StrBytes::from_string(group.to_string()));
+    // v0-2 name one member at the top level; v3+ list members (KIP-345).
+    let request = if version >= 3 {
+        LeaveGroupRequest::default()
+            .with_group_id(group_id)
+            .with_members(vec![
+                MemberIdentity::default()
+                    .with_member_id(StrBytes::from_string(member_id))
+                    .with_reason(Some(StrBytes::from_static_str(reason)).filter(|_| version >= 5)),
+            ])
+    } else {
+        LeaveGroupRequest::default()
+            .with_group_id(group_id)
+            .with_member_id(StrBytes::from_string(member_id))
+    };
+    if let Err(e) = coordinator.send_at(&request, version).await {
+        tracing::debug!(%group, error = %e, "LeaveGroup failed");
     }
 }
 

@@ -379,6 +379,10 @@ impl Consumer {
         self.check_open()?;
         let deadline = Instant::now() + timeout;
         loop {
+            // Still polling, for max.poll.interval.ms (a long poll counts as polling).
+            if let Some(group) = &self.group {
+                group.state.lock().last_poll = Some(Instant::now());
+            }
             self.maintain_group(deadline).await?;
             self.maybe_auto_commit();
             self.update_positions(false).await?;
