@@ -7,6 +7,7 @@ arguments and an unreachable broker behave like kafka-console-consumer."""
 
 import base64
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 pytestmark = pytest.mark.broker_overrides("group.initial.rebalance.delay.ms=0")
@@ -127,7 +128,7 @@ def test_group_resumes_from_committed_offsets(gregor_binary, broker):
     assert lines == ["r-%d" % i for i in range(12, 30)]
 
 
-@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+@pytest.mark.parametrize("strategy", ["range", "roundrobin", "cooperative-sticky"])
 def test_group_shared_with_confluent_consumer(gregor_binary, broker, strategy):
     topic = "shared-" + strategy
     group = "mixed-" + strategy
@@ -189,6 +190,28 @@ def test_group_shared_with_confluent_consumer(gregor_binary, broker, strategy):
     assert set(p for p, _ in ours).isdisjoint(set(p for p, _ in got))
     everything = sorted(ours + got)
     assert everything == sorted((p, o) for p in range(4) for o in range(50))
+
+
+def test_sigint_stops_cleanly_and_commits(gregor_binary, broker):
+    topic = "interrupted"
+    create(broker, topic, partitions=1)
+    produce(broker, topic, [(0, None, ("s-%d" % i).encode(), None) for i in range(5)])
+    proc = subprocess.Popen(
+        [gregor_binary, "consume", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+         "--group", "interrupted", "--from-beginning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    for _ in range(5):
+        lines.append(proc.stdout.readline().decode().strip())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert lines == ["s-%d" % i for i in range(5)]
+    assert "Processed a total of 5 messages" in err.decode()
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "interrupted"})
+    committed = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+    consumer.close()
+    assert committed[0].offset == 5
 
 
 def test_bad_arguments_and_unreachable_broker(gregor_binary, broker):
