@@ -526,3 +526,54 @@ async fn a_member_that_stops_polling_leaves_and_its_partitions_are_lost() {
     slow.close().await.unwrap();
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_keeps_its_place_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let base = [
+        ("group.id", "statics"),
+        ("heartbeat.interval.ms", "100"),
+        ("session.timeout.ms", "10000"),
+    ];
+    let with_instance: Vec<(&str, &str)> = base
+        .iter()
+        .copied()
+        .chain([("group.instance.id", "worker-1")])
+        .collect();
+    let mut fixed = Consumer::new(config(&bootstrap, &with_instance)).unwrap();
+    fixed.subscribe(vec!["st".into()], None).await.unwrap();
+    let fixed = Member::spawn(fixed);
+    wait_until("the static member owning both", || {
+        fixed.assignment.lock().len() == 2
+    })
+    .await;
+    let mut dynamic = Consumer::new(config(&bootstrap, &base)).unwrap();
+    dynamic.subscribe(vec!["st".into()], None).await.unwrap();
+    let dynamic = Member::spawn(dynamic);
+    wait_until("a 1/1 split", || {
+        fixed.assignment.lock().len() == 1 && dynamic.assignment.lock().len() == 1
+    })
+    .await;
+    let kept = fixed.assignment.lock().clone();
+    // Closing a static member sends no LeaveGroup: nothing moves during the session timeout.
+    let mut closed = fixed.stop().await;
+    closed.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(dynamic.assignment.lock().len(), 1);
+    // The restarted instance takes its old place back.
+    let mut again = Consumer::new(config(&bootstrap, &with_instance)).unwrap();
+    again.subscribe(vec!["st".into()], None).await.unwrap();
+    let again = Member::spawn(again);
+    wait_until("the restarted member's partition", || {
+        *again.assignment.lock() == kept
+    })
+    .await;
+    assert_eq!(dynamic.assignment.lock().len(), 1);
+    let mut a = again.stop().await;
+    a.close().await.unwrap();
+    let mut d = dynamic.stop().await;
+    d.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
