@@ -237,7 +237,6 @@ impl BrokerFetch {
 
     async fn fetch(&self, requested: &[Requested]) -> crate::Result<()> {
         let connection = self.cluster.connection(self.broker).await?;
-        let version = connection.version::<FetchRequest>(FETCH_MAX_VERSION)?;
         let ids: HashMap<&str, Uuid> = {
             let shared = self.shared.lock();
             requested
@@ -245,6 +244,13 @@ impl BrokerFetch {
                 .filter_map(|r| shared.partitions.get(&r.tp).map(|p| (&*r.tp.0, p.topic_id)))
                 .collect()
         };
+        // Topics are named by id from v13; without ids (old metadata) stay at v12.
+        let max = if ids.values().any(Uuid::is_nil) {
+            12
+        } else {
+            FETCH_MAX_VERSION
+        };
+        let version = connection.version::<FetchRequest>(max)?;
         let mut topics: Vec<FetchTopic> = Vec::new();
         for r in requested {
             let partition = FetchPartition::default()
