@@ -49,6 +49,11 @@ pub enum ClientError {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// A call that does not fit the client's state, e.g. seeking a partition the consumer is
+    /// not assigned (Java's `IllegalStateException`): a mistake in the calling code, never
+    /// worth retrying.
+    #[error("illegal state: {0}")]
+    IllegalState(String),
 }
 
 impl ClientError {

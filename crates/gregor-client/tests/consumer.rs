@@ -577,3 +577,16 @@ async fn a_static_member_keeps_its_place_across_a_restart() {
     d.close().await.unwrap();
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn seeking_an_unassigned_partition_is_an_illegal_state() {
+    let mut consumer = Consumer::new(ConsumerConfig::new("127.0.0.1:1")).unwrap();
+    consumer.assign(vec![tp("t", 0)]).await.unwrap();
+    let err = consumer.seek("t", 1, 0).unwrap_err();
+    assert!(
+        matches!(err, gregor_client::ClientError::IllegalState(_)),
+        "{err}"
+    );
+    assert!(consumer.pause(&[tp("u", 0)]).is_err());
+    consumer.seek("t", 0, 5).unwrap();
+}

@@ -832,8 +832,8 @@ impl Consumer {
 }
 
 fn not_assigned(tp: &TopicPartition) -> ClientError {
-    ClientError::Config {
-        key: "assignment".into(),
-        message: format!("{}-{} is not assigned to this consumer", tp.0, tp.1),
-    }
+    ClientError::IllegalState(format!(
+        "{}-{} is not assigned to this consumer",
+        tp.0, tp.1
+    ))
 }
