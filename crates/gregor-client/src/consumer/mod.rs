@@ -6,8 +6,15 @@
 //! * [`Consumer::subscribe`] joins the group through the classic protocol (`JoinGroup` /
 //!   `SyncGroup` / `Heartbeat`) with the "range", "roundrobin" or "cooperative-sticky"
 //!   assignor, so it can share a group with Java or librdkafka consumers.
-//! * [`Consumer::poll`] returns what the background fetchers ([`fetcher`]) already buffered,
-//!   and drives rebalances and auto-commits, as the Java client's `poll` does.
+//! * [`Consumer::poll`] returns what the background fetchers (one task per leader broker,
+//!   one Fetch in flight each, buffers bounded by `fetch.max.bytes`) already decoded, and
+//!   drives rebalances and auto-commits, as the Java client's `poll` does. A rebalance runs in
+//!   its own task, so `poll` keeps its timeout while other members rejoin.
+//! * Heartbeats run in the background every `heartbeat.interval.ms`; a consumer that stops
+//!   calling `poll` for `max.poll.interval.ms` leaves the group and later hears its partitions
+//!   were lost ([`RebalanceListener::on_partitions_lost`]).
+//! * `isolation.level=read_committed` drops records of aborted transactions; control batches
+//!   are never returned.
 //!
 //! ```no_run
 //! # async fn demo() -> gregor_client::Result<()> {
@@ -828,6 +835,17 @@ impl Consumer {
         self.closed = true;
         self.fetcher.shutdown();
         result
+    }
+}
+
+impl Drop for Consumer {
+    /// Dropping without [`Consumer::close`] stops the background tasks at once; no commit,
+    /// no LeaveGroup (the session timeout removes the member).
+    fn drop(&mut self) {
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
+        }
+        self.fetcher.shutdown();
     }
 }
 
