@@ -108,6 +108,10 @@ def test_max_messages_from_beginning_offset_and_timestamp(gregor_binary, broker)
                                "--offset", "earliest", "--max-messages", "1",
                                "--formatter", "key-value", "--key-separator", "|")
     assert lines == ["null|line-0"]
+    code, lines, err = consume(gregor_binary, broker, "--topic", topic, "--from-beginning",
+                               "--max-messages", "2", "--property", "print.offset=true",
+                               "--property", "print.timestamp=true", "--property", "key.separator=,")
+    assert lines == ["CreateTime:%d,Offset:%d,line-%d" % (1_700_000_000_006, i, i) for i in range(2)]
     # Timestamps were 1_700_000_000_000 + len(value): "line-10".."line-49" are one longer.
     code, lines, err = consume(gregor_binary, broker, "--topic", topic, "--timestamp",
                                str(1_700_000_000_000 + 7), "--timeout-ms", "3000")

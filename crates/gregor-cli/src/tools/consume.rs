@@ -6,8 +6,13 @@
 //! Formats (`--formatter`):
 //! * `value` (default): the value, as kafka-console-consumer prints it (`null` for none);
 //! * `key-value`: key, `--key-separator` (a tab by default), value;
-//! * `json`: one JSON object per line with `topic`, `partition`, `offset`, `timestamp`, `key`,
-//!   `value` and `headers` (a list of `{"key", "value"}` in record order, duplicates kept).
+//!
+//!   both take kafka-console-consumer's `--property print.timestamp=true` (and
+//!   `print.partition`, `print.offset`, `print.headers`, `print.key`, `print.value`,
+//!   `key.separator`, `line.separator`, `headers.separator`, `headers.key.separator`,
+//!   `null.literal`), printing fields in its order;
+//! * `json`: one JSON object per line with `topic`, `partition`, `offset`, `timestamp`,
+//!   `timestamp_type` (`CreateTime` or `LogAppendTime`), `key`, `value` and `headers` (a list of `{"key", "value"}` in record order, duplicates kept).
 //!   Keys and values that are valid UTF-8 are JSON strings and null ones are `null`; any other
 //!   bytes are written in standard base64 and flagged by a sibling `"key_encoding": "base64"` /
 //!   `"value_encoding": "base64"` (`"encoding": "base64"` inside a header), so the output stays
@@ -75,12 +80,130 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Formatter::Value)]
     formatter: Formatter,
-    /// Between key and value with --formatter key-value.
-    #[arg(long = "key-separator", value_name = "SEP", default_value = "\t")]
-    key_separator: String,
+    /// Between key and value with --formatter key-value (same as --property key.separator).
+    #[arg(long = "key-separator", value_name = "SEP")]
+    key_separator: Option<String>,
+    /// kafka-console-consumer's formatter settings (repeatable): print.key, print.value,
+    /// print.timestamp, print.partition, print.offset, print.headers (true/false),
+    /// key.separator, line.separator, headers.separator, headers.key.separator, null.literal.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    property: Vec<String>,
     /// Any consumer setting under its Kafka name (repeatable), e.g. isolation.level=read_committed.
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
     consumer_property: Vec<String>,
+}
+
+/// kafka-console-consumer's `DefaultMessageFormatter` settings, for the value and key-value
+/// formatters: fields in Kafka's order (timestamp, partition, offset, headers, key, value),
+/// `key.separator` between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineFormat {
+    print_timestamp: bool,
+    print_partition: bool,
+    print_offset: bool,
+    print_headers: bool,
+    print_key: bool,
+    print_value: bool,
+    key_separator: String,
+    line_separator: String,
+    headers_separator: String,
+    headers_key_separator: String,
+    null_literal: String,
+}
+
+impl LineFormat {
+    fn from_args(args: &ConsumeArgs) -> Result<LineFormat> {
+        let mut format = LineFormat {
+            print_timestamp: false,
+            print_partition: false,
+            print_offset: false,
+            print_headers: false,
+            print_key: args.formatter == Formatter::KeyValue,
+            print_value: true,
+            key_separator: "\t".into(),
+            line_separator: "\n".into(),
+            headers_separator: ",".into(),
+            headers_key_separator: ":".into(),
+            null_literal: "null".into(),
+        };
+        for pair in &args.property {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--property expects KEY=VALUE, got {pair:?}"))?;
+            let flag = || match value.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(anyhow!(
+                    "--property {key}: expected true or false, got {value:?}"
+                )),
+            };
+            match key.trim() {
+                "print.timestamp" => format.print_timestamp = flag()?,
+                "print.partition" => format.print_partition = flag()?,
+                "print.offset" => format.print_offset = flag()?,
+                "print.headers" => format.print_headers = flag()?,
+                "print.key" => format.print_key = flag()?,
+                "print.value" => format.print_value = flag()?,
+                "key.separator" => format.key_separator = value.to_string(),
+                "line.separator" => format.line_separator = value.to_string(),
+                "headers.separator" => format.headers_separator = value.to_string(),
+                "headers.key.separator" => format.headers_key_separator = value.to_string(),
+                "null.literal" => format.null_literal = value.to_string(),
+                other => bail!(
+                    "--property {other} is unknown; expected print.key, print.value, \
+                     print.timestamp, print.partition, print.offset, print.headers, \
+                     key.separator, line.separator, headers.separator, \
+                     headers.key.separator or null.literal"
+                ),
+            }
+        }
+        if let Some(separator) = &args.key_separator {
+            format.key_separator = separator.clone();
+        }
+        Ok(format)
+    }
+
+    fn text(&self, bytes: &Option<Bytes>) -> String {
+        match bytes {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => self.null_literal.clone(),
+        }
+    }
+
+    /// One record, with its line separator.
+    pub fn format(&self, record: &ConsumerRecord) -> String {
+        let mut fields = Vec::new();
+        if self.print_timestamp {
+            fields.push(format!("{:?}:{}", record.timestamp_type, record.timestamp));
+        }
+        if self.print_partition {
+            fields.push(format!("Partition:{}", record.partition));
+        }
+        if self.print_offset {
+            fields.push(format!("Offset:{}", record.offset));
+        }
+        if self.print_headers {
+            fields.push(if record.headers.is_empty() {
+                "NO_HEADERS".to_string()
+            } else {
+                record
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}{}{}", self.headers_key_separator, self.text(v)))
+                    .collect::<Vec<_>>()
+                    .join(&self.headers_separator)
+            });
+        }
+        if self.print_key {
+            fields.push(self.text(&record.key));
+        }
+        if self.print_value {
+            fields.push(self.text(&record.value));
+        }
+        let mut line = fields.join(&self.key_separator);
+        line.push_str(&self.line_separator);
+        line
+    }
 }
 
 /// Where `--offset` starts.
@@ -148,6 +271,7 @@ fn explain(error: ClientError) -> anyhow::Error {
 /// Runs `gregor consume`.
 pub async fn run(args: ConsumeArgs) -> Result<()> {
     let start = check(&args)?;
+    LineFormat::from_args(&args)?; // refuse bad --property before connecting
     let mut properties = args.connect.properties()?;
     properties.push((
         "auto.offset.reset".into(),
@@ -217,6 +341,7 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
 
 /// The poll-and-print loop; returns how many records were printed.
 async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
+    let line_format = LineFormat::from_args(args)?;
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut last_record = Instant::now();
     let mut count = 0u64;
@@ -242,8 +367,11 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
         last_record = Instant::now();
         let mut out = std::io::BufWriter::new(stdout.lock());
         for record in &records {
-            let line = format_record(record, args.formatter, &args.key_separator);
-            if writeln!(out, "{line}").is_err() {
+            let line = match args.formatter {
+                Formatter::Json => format!("{}\n", record_json(record)),
+                _ => line_format.format(record),
+            };
+            if out.write_all(line.as_bytes()).is_err() {
                 // The reader went away (`| head`): stop quietly.
                 return Ok(count);
             }
@@ -295,22 +423,6 @@ fn rewind_others(
     Ok(())
 }
 
-fn text(bytes: &Option<Bytes>) -> String {
-    match bytes {
-        Some(b) => String::from_utf8_lossy(b).into_owned(),
-        None => "null".to_string(),
-    }
-}
-
-/// One output line for `record`.
-pub fn format_record(record: &ConsumerRecord, formatter: Formatter, separator: &str) -> String {
-    match formatter {
-        Formatter::Value => text(&record.value),
-        Formatter::KeyValue => format!("{}{separator}{}", text(&record.key), text(&record.value)),
-        Formatter::Json => record_json(record).to_string(),
-    }
-}
-
 /// Puts `bytes` under `field`: a string if UTF-8, else base64 with `<encoding_field>` set.
 fn put_bytes(
     object: &mut Map<String, Value>,
@@ -341,6 +453,10 @@ pub fn record_json(record: &ConsumerRecord) -> Value {
     object.insert("partition".into(), json!(record.partition));
     object.insert("offset".into(), json!(record.offset));
     object.insert("timestamp".into(), json!(record.timestamp));
+    object.insert(
+        "timestamp_type".into(),
+        json!(format!("{:?}", record.timestamp_type)),
+    );
     put_bytes(&mut object, "key", "key_encoding", &record.key);
     put_bytes(&mut object, "value", "value_encoding", &record.value);
     let headers: Vec<Value> = record
@@ -401,6 +517,7 @@ mod tests {
             partition: 1,
             offset: 7,
             timestamp: 42,
+            timestamp_type: Default::default(),
             key: None,
             value: Some(Bytes::from_static(&[0xff, 0x00])),
             headers: vec![
@@ -414,10 +531,42 @@ mod tests {
         assert_eq!(v["value_encoding"], "base64");
         assert_eq!(v["headers"][0], json!({"key": "h", "value": "a"}));
         assert_eq!(v["headers"][1], json!({"key": "h", "value": null}));
+        let format = |extra: &[&str]| {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct Cli {
+                #[command(flatten)]
+                args: ConsumeArgs,
+            }
+            let mut argv = vec!["gregor", "--topic", "t"];
+            argv.extend_from_slice(extra);
+            LineFormat::from_args(&Cli::parse_from(argv).args).map(|f| f.format(&record))
+        };
         assert_eq!(
-            format_record(&record, Formatter::KeyValue, ":"),
-            "null:\u{fffd}\u{0}"
+            format(&["--formatter", "key-value", "--key-separator", ":"]).unwrap(),
+            "null:\u{fffd}\u{0}\n"
         );
+        let all = [
+            "--property",
+            "print.timestamp=true",
+            "--property",
+            "print.partition=true",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.headers=true",
+            "--property",
+            "print.value=false",
+            "--property",
+            "key.separator=|",
+            "--property",
+            "null.literal=-",
+        ];
+        assert_eq!(
+            format(&all).unwrap(),
+            "CreateTime:42|Partition:1|Offset:7|h:a,h:-\n"
+        );
+        assert!(format(&["--property", "print.everything=true"]).is_err());
     }
 
     #[test]

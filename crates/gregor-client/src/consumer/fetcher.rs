@@ -453,6 +453,7 @@ fn decode(
                 partition: tp.1,
                 offset,
                 timestamp,
+                timestamp_type: batch.attributes().timestamp_type(),
                 key: record.key,
                 value: record.value,
                 headers: record

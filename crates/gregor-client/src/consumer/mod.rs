@@ -73,6 +73,8 @@ pub struct ConsumerRecord {
     pub offset: i64,
     /// Create time or log-append time, in ms since the epoch, as the batch says.
     pub timestamp: i64,
+    /// Whose clock `timestamp` is: the producer's (CreateTime) or the broker's (LogAppendTime).
+    pub timestamp_type: gregor_protocol::batch::TimestampType,
     /// Key (`None`: null key).
     pub key: Option<Bytes>,
     /// Value (`None`: null value, a tombstone).
