@@ -396,7 +396,10 @@ impl Joiner {
                 Ok(Some(assigned)) => return Ok((assigned, self.state.lock().generation)),
                 Ok(None) => continue,
                 Err(e) if e.is_retriable() && attempts < 50 => {
-                    if !matches!(e, ClientError::Kafka { .. }) && attempts > 3 {
+                    // An unreachable cluster is reported soon; a timeout is not: JoinGroup may
+                    // wait for slow members longer than request.timeout.ms, and rejoining with
+                    // the same member id simply waits again.
+                    if matches!(e, ClientError::Connect { .. }) && attempts > 3 {
                         return Err(e);
                     }
                     tracing::debug!(group = %self.group_id, error = %e, "join failed; retrying");
