@@ -105,7 +105,7 @@ impl Membership {
         if let Some(c) = cached.filter(|c| !c.is_closed()) {
             return Ok(c);
         }
-        let c = self.cluster.coordinator(&self.group_id, 0).await?;
+        let c = coordinator_connection(&self.cluster, &self.group_id).await?;
         self.state.lock().coordinator = Some(Arc::clone(&c));
         Ok(c)
     }
@@ -185,7 +185,7 @@ impl Membership {
                 // be dropped from the group without ever hearing of it.
                 let coordinator = match coordinator.filter(|c| !c.is_closed()) {
                     Some(c) => c,
-                    None => match cluster.coordinator(&group, 0).await {
+                    None => match coordinator_connection(&cluster, &group).await {
                         Ok(c) => {
                             state.lock().coordinator = Some(Arc::clone(&c));
                             c
@@ -295,6 +295,18 @@ impl Membership {
     }
 }
 
+/// A connection of the group's own to its coordinator, as the Java client keeps one: a
+/// JoinGroup parked there until every member rejoins must not hold up the Fetch requests on
+/// the shared connection to the same broker (responses come back in request order).
+pub(crate) async fn coordinator_connection(
+    cluster: &Cluster,
+    group: &str,
+) -> Result<Arc<BrokerConnection>> {
+    let shared = cluster.coordinator(group, 0).await?;
+    let config = cluster.config();
+    BrokerConnection::connect(shared.addr(), &config.client_id, config.request_timeout).await
+}
+
 /// Sends LeaveGroup for `member_id` (errors are only logged: the session timeout removes the
 /// member anyway).
 async fn send_leave(
@@ -346,7 +358,7 @@ impl Joiner {
         if let Some(c) = cached.filter(|c| !c.is_closed()) {
             return Ok(c);
         }
-        let c = self.cluster.coordinator(&self.group_id, 0).await?;
+        let c = coordinator_connection(&self.cluster, &self.group_id).await?;
         self.state.lock().coordinator = Some(Arc::clone(&c));
         Ok(c)
     }

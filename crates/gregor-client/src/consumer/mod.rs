@@ -649,7 +649,11 @@ impl Consumer {
         Ok(tokio::spawn(async move {
             let coordinator = match cached.filter(|c| !c.is_closed()) {
                 Some(c) => c,
-                None => cluster.coordinator(&identity.group, 0).await?,
+                None => {
+                    let c = group::coordinator_connection(&cluster, &identity.group).await?;
+                    state.lock().coordinator = Some(Arc::clone(&c));
+                    c
+                }
             };
             let result = offsets::commit(coordinator, identity, offsets).await;
             if result.as_ref().is_err_and(ClientError::is_retriable) {
