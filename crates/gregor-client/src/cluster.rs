@@ -84,9 +84,18 @@ pub struct ClusterMetadata {
     pub topics: HashMap<String, TopicInfo>,
 }
 
+/// What the last Metadata answer said of one topic asked for by name.
+struct TopicStatus {
+    /// When it was fetched (cached topics older than `metadata.max.age.ms` are fetched again).
+    fetched: Instant,
+    /// The topic-level error code (0 when the topic is in `metadata.topics`).
+    error_code: i16,
+}
+
 struct State {
     metadata: ClusterMetadata,
     refreshed: Option<Instant>,
+    topics: HashMap<String, TopicStatus>,
     connections: HashMap<String, Arc<BrokerConnection>>,
 }
 
@@ -94,8 +103,9 @@ struct State {
 pub struct Cluster {
     config: CommonConfig,
     state: Mutex<State>,
-    /// Serializes connection setup per address so concurrent callers share one connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// One lock per address serializing connection setup to it, so concurrent callers share
+    /// one connection while a slow or dead broker never holds up connecting to the others.
+    connecting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Cluster {
@@ -107,9 +117,10 @@ impl Cluster {
             state: Mutex::new(State {
                 metadata: ClusterMetadata::default(),
                 refreshed: None,
+                topics: HashMap::new(),
                 connections: HashMap::new(),
             }),
-            connecting: tokio::sync::Mutex::new(()),
+            connecting: Mutex::new(HashMap::new()),
         })
     }
 
@@ -129,7 +140,8 @@ impl Cluster {
         {
             return Ok(Arc::clone(c));
         }
-        let _guard = self.connecting.lock().await;
+        let lock = Arc::clone(self.connecting.lock().entry(addr.to_string()).or_default());
+        let _guard = lock.lock().await;
         if let Some(c) = self
             .state
             .lock()
@@ -216,7 +228,7 @@ impl Cluster {
         let connection = self.any_connection().await?;
         let response = connection.send(&request, 12).await?;
         let mut state = self.state.lock();
-        merge(&mut state.metadata, response, topics.is_none());
+        state.merge(response, topics.is_none());
         state.refreshed = Some(Instant::now());
         Ok(state.metadata.clone())
     }
@@ -235,27 +247,44 @@ impl Cluster {
         Ok(self.state.lock().metadata.clone())
     }
 
-    /// A topic's metadata, fetching it if unknown. `UNKNOWN_TOPIC_OR_PARTITION` if the
-    /// cluster does not have it.
+    /// A topic's metadata, fetched if unknown or older than `metadata.max.age.ms` (so a
+    /// producer sees partitions added meanwhile). Fails with the topic's own error code
+    /// (`TOPIC_AUTHORIZATION_FAILED`, `INVALID_TOPIC_EXCEPTION`…), or
+    /// `UNKNOWN_TOPIC_OR_PARTITION` if the cluster does not have it.
     pub async fn topic(&self, name: &str) -> Result<TopicInfo> {
-        if let Some(t) = self.state.lock().metadata.topics.get(name) {
+        {
+            let state = self.state.lock();
+            let fresh = state
+                .topics
+                .get(name)
+                .is_some_and(|s| s.fetched.elapsed() <= self.config.metadata_max_age);
+            if let Some(t) = state.metadata.topics.get(name).filter(|_| fresh) {
+                return Ok(t.clone());
+            }
+        }
+        self.refresh(Some(&[name.to_string()])).await?;
+        let state = self.state.lock();
+        if let Some(t) = state.metadata.topics.get(name) {
             return Ok(t.clone());
         }
-        let metadata = self.refresh(Some(&[name.to_string()])).await?;
-        metadata
+        let code = state
             .topics
             .get(name)
-            .cloned()
-            .ok_or_else(|| ClientError::Kafka {
-                code: gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                message: Some(format!("topic {name} does not exist")),
-            })
+            .map(|s| s.error_code)
+            .filter(|&c| c != 0)
+            .unwrap_or(gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+        Err(ClientError::Kafka {
+            code: gregor_protocol::ErrorCode(code),
+            message: Some(format!("topic {name}")),
+        })
     }
 
     /// Forgets a topic, so the next lookup fetches fresh metadata (after
     /// `NOT_LEADER_OR_FOLLOWER`, `UNKNOWN_TOPIC_OR_PARTITION`…).
     pub fn invalidate(&self, topic: &str) {
-        self.state.lock().metadata.topics.remove(topic);
+        let mut state = self.state.lock();
+        state.metadata.topics.remove(topic);
+        state.topics.remove(topic);
     }
 
     /// The coordinator of a group (`key_type` 0) or transactional id (1).
@@ -293,55 +322,69 @@ impl Cluster {
     }
 }
 
-fn merge(metadata: &mut ClusterMetadata, response: MetadataResponse, all_topics: bool) {
-    metadata.cluster_id = response.cluster_id.map(|c| c.to_string());
-    metadata.controller_id = response.controller_id.0;
-    metadata.brokers = response
-        .brokers
-        .into_iter()
-        .map(|b| {
-            let id = b.node_id.0;
-            let info = BrokerInfo {
-                id,
-                host: b.host.to_string(),
-                port: b.port,
-                rack: b.rack.map(|r| r.to_string()),
-            };
-            (id, info)
-        })
-        .collect();
-    if all_topics {
-        metadata.topics.clear();
-    }
-    for topic in response.topics {
-        let Some(name) = topic.name.map(|n| n.0.to_string()) else {
-            continue;
-        };
-        if topic.error_code != 0 {
-            metadata.topics.remove(&name);
-            continue;
-        }
-        let mut partitions: Vec<PartitionInfo> = topic
-            .partitions
+impl State {
+    /// Takes a Metadata answer in: brokers replaced, topics updated (all of them replaced
+    /// when every topic was asked for), and each topic's error code and fetch time kept.
+    fn merge(&mut self, response: MetadataResponse, all_topics: bool) {
+        let now = Instant::now();
+        let metadata = &mut self.metadata;
+        metadata.cluster_id = response.cluster_id.map(|c| c.to_string());
+        metadata.controller_id = response.controller_id.0;
+        metadata.brokers = response
+            .brokers
             .into_iter()
-            .map(|p| PartitionInfo {
-                id: p.partition_index,
-                leader: p.leader_id.0,
-                leader_epoch: p.leader_epoch,
-                replicas: p.replica_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                isr: p.isr_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                error_code: p.error_code,
+            .map(|b| {
+                let id = b.node_id.0;
+                let info = BrokerInfo {
+                    id,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                };
+                (id, info)
             })
             .collect();
-        partitions.sort_by_key(|p| p.id);
-        metadata.topics.insert(
-            name.clone(),
-            TopicInfo {
-                name,
-                id: topic.topic_id,
-                internal: topic.is_internal,
-                partitions,
-            },
-        );
+        if all_topics {
+            metadata.topics.clear();
+            self.topics.clear();
+        }
+        for topic in response.topics {
+            let Some(name) = topic.name.map(|n| n.0.to_string()) else {
+                continue;
+            };
+            self.topics.insert(
+                name.clone(),
+                TopicStatus {
+                    fetched: now,
+                    error_code: topic.error_code,
+                },
+            );
+            if topic.error_code != 0 {
+                metadata.topics.remove(&name);
+                continue;
+            }
+            let mut partitions: Vec<PartitionInfo> = topic
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    id: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.iter().map(|BrokerId(id)| *id).collect(),
+                    isr: p.isr_nodes.iter().map(|BrokerId(id)| *id).collect(),
+                    error_code: p.error_code,
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.id);
+            metadata.topics.insert(
+                name.clone(),
+                TopicInfo {
+                    name,
+                    id: topic.topic_id,
+                    internal: topic.is_internal,
+                    partitions,
+                },
+            );
+        }
     }
 }

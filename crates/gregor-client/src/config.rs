@@ -77,9 +77,9 @@ impl CommonConfig {
         if let Some(id) = props.take("client.id") {
             self.client_id = id;
         }
-        props.millis("request.timeout.ms", &mut self.request_timeout)?;
-        props.millis("metadata.max.age.ms", &mut self.metadata_max_age)?;
-        props.millis("retry.backoff.ms", &mut self.retry_backoff)?;
+        props.millis("request.timeout.ms", 1, &mut self.request_timeout)?;
+        props.millis("metadata.max.age.ms", 0, &mut self.metadata_max_age)?;
+        props.millis("retry.backoff.ms", 0, &mut self.retry_backoff)?;
         props.boolean(
             "allow.auto.create.topics",
             &mut self.allow_auto_create_topics,
@@ -158,8 +158,8 @@ impl ProducerConfig {
                 _ => return Err(config_error("acks", "expected all, -1, 0 or 1")),
             };
         }
-        props.millis("linger.ms", &mut config.linger)?;
-        props.number("batch.size", &mut config.batch_size)?;
+        props.millis("linger.ms", 0, &mut config.linger)?;
+        props.at_least("batch.size", 0, &mut config.batch_size)?;
         if let Some(codec) = props.take("compression.type") {
             config.compression = Compression::ALL
                 .into_iter()
@@ -172,17 +172,12 @@ impl ProducerConfig {
                 })?;
         }
         props.number("retries", &mut config.retries)?;
-        props.millis("delivery.timeout.ms", &mut config.delivery_timeout)?;
-        props.number(
+        props.millis("delivery.timeout.ms", 0, &mut config.delivery_timeout)?;
+        props.at_least(
             "max.in.flight.requests.per.connection",
+            1,
             &mut config.max_in_flight,
         )?;
-        if config.max_in_flight == 0 {
-            return Err(config_error(
-                "max.in.flight.requests.per.connection",
-                "must be at least 1",
-            ));
-        }
         props.number("max.request.size", &mut config.max_request_size)?;
         props.boolean("enable.idempotence", &mut config.enable_idempotence)?;
         if config.enable_idempotence {
@@ -278,7 +273,11 @@ impl ConsumerConfig {
         config.group_id = props.take("group.id").filter(|g| !g.is_empty());
         config.group_instance_id = props.take("group.instance.id").filter(|g| !g.is_empty());
         props.boolean("enable.auto.commit", &mut config.enable_auto_commit)?;
-        props.millis("auto.commit.interval.ms", &mut config.auto_commit_interval)?;
+        props.millis(
+            "auto.commit.interval.ms",
+            0,
+            &mut config.auto_commit_interval,
+        )?;
         if let Some(reset) = props.take("auto.offset.reset") {
             config.auto_offset_reset = match reset.as_str() {
                 "earliest" | "smallest" | "beginning" => OffsetReset::Earliest,
@@ -292,9 +291,9 @@ impl ConsumerConfig {
                 }
             };
         }
-        props.millis("session.timeout.ms", &mut config.session_timeout)?;
-        props.millis("heartbeat.interval.ms", &mut config.heartbeat_interval)?;
-        props.millis("max.poll.interval.ms", &mut config.max_poll_interval)?;
+        props.millis("session.timeout.ms", 1, &mut config.session_timeout)?;
+        props.millis("heartbeat.interval.ms", 1, &mut config.heartbeat_interval)?;
+        props.millis("max.poll.interval.ms", 1, &mut config.max_poll_interval)?;
         if let Some(list) = props.take("partition.assignment.strategy") {
             config.assignors = split_list(&list)
                 .into_iter()
@@ -307,14 +306,15 @@ impl ConsumerConfig {
                 ));
             }
         }
-        props.number("fetch.min.bytes", &mut config.fetch_min_bytes)?;
-        props.millis("fetch.max.wait.ms", &mut config.fetch_max_wait)?;
-        props.number("fetch.max.bytes", &mut config.fetch_max_bytes)?;
-        props.number(
+        props.at_least("fetch.min.bytes", 0, &mut config.fetch_min_bytes)?;
+        props.millis("fetch.max.wait.ms", 0, &mut config.fetch_max_wait)?;
+        props.at_least("fetch.max.bytes", 0, &mut config.fetch_max_bytes)?;
+        props.at_least(
             "max.partition.fetch.bytes",
+            0,
             &mut config.max_partition_fetch_bytes,
         )?;
-        props.number("max.poll.records", &mut config.max_poll_records)?;
+        props.at_least("max.poll.records", 1, &mut config.max_poll_records)?;
         if let Some(level) = props.take("isolation.level") {
             config.read_committed = match level.as_str() {
                 "read_committed" => true,
@@ -403,9 +403,28 @@ impl Props {
         Ok(())
     }
 
-    fn millis(&mut self, key: &str, into: &mut Duration) -> Result<()> {
+    /// A number no lower than `min` (Kafka's `atLeast` validators): an out-of-range value is
+    /// an error naming the key rather than a client that misbehaves later.
+    fn at_least<T>(&mut self, key: &str, min: T, into: &mut T) -> Result<()>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let mut value = *into;
+        self.number(key, &mut value)?;
+        if value < min {
+            return Err(config_error(
+                key,
+                &format!("{value} is below the minimum {min}"),
+            ));
+        }
+        *into = value;
+        Ok(())
+    }
+
+    /// A duration in milliseconds, at least `min_ms`.
+    fn millis(&mut self, key: &str, min_ms: u64, into: &mut Duration) -> Result<()> {
         let mut ms: u64 = into.as_millis() as u64;
-        self.number(key, &mut ms)?;
+        self.at_least(key, min_ms, &mut ms)?;
         *into = Duration::from_millis(ms);
         Ok(())
     }
@@ -479,5 +498,58 @@ mod tests {
             ProducerConfig::from_properties([("bootstrap.servers", "h:1"), ("acks", "2")]).is_err()
         );
         assert!(CommonConfig::from_properties([("client.id", "x")]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_numbers_name_their_key() {
+        let consumer = |key, value| {
+            ConsumerConfig::from_properties([("bootstrap.servers", "h:1"), (key, value)])
+        };
+        let producer = |key, value| {
+            ProducerConfig::from_properties([("bootstrap.servers", "h:1"), (key, value)])
+        };
+        let refused = [
+            ("fetch.min.bytes", consumer("fetch.min.bytes", "-1").err()),
+            ("fetch.max.bytes", consumer("fetch.max.bytes", "-5").err()),
+            (
+                "max.partition.fetch.bytes",
+                consumer("max.partition.fetch.bytes", "-1").err(),
+            ),
+            ("max.poll.records", consumer("max.poll.records", "0").err()),
+            (
+                "max.poll.interval.ms",
+                consumer("max.poll.interval.ms", "0").err(),
+            ),
+            (
+                "request.timeout.ms",
+                consumer("request.timeout.ms", "0").err(),
+            ),
+            (
+                "request.timeout.ms",
+                producer("request.timeout.ms", "0").err(),
+            ),
+            ("batch.size", producer("batch.size", "-1").err()),
+            ("linger.ms", producer("linger.ms", "-1").err()),
+            (
+                "max.in.flight.requests.per.connection",
+                producer("max.in.flight.requests.per.connection", "0").err(),
+            ),
+        ];
+        for (key, err) in refused {
+            let err = err.unwrap_or_else(|| panic!("{key} accepted"));
+            assert!(
+                matches!(&err, ClientError::Config { key: k, .. } if k == key),
+                "{key}: {err}"
+            );
+        }
+        // Kafka's minimums themselves are accepted (batch.size=0 turns batching off).
+        let p = producer("batch.size", "0").unwrap();
+        assert_eq!(p.batch_size, 0);
+        let c = consumer("fetch.min.bytes", "0").unwrap();
+        assert_eq!(c.fetch_min_bytes, 0);
+        assert_eq!(
+            consumer("max.poll.records", "1").unwrap().max_poll_records,
+            1
+        );
     }
 }

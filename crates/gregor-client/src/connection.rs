@@ -2,6 +2,11 @@
 //! each response finds its caller by correlation id (Kafka answers in order per connection,
 //! the id makes that checkable).
 //!
+//! Frames are written by one writer task per connection, fed through a channel: a caller
+//! enqueues its whole frame (and registers for the response) without awaiting, so a caller
+//! whose future is dropped — a timeout, a `select!` — can never leave half a frame on the
+//! socket and corrupt every later request.
+//!
 //! On connect the client asks `ApiVersions` which versions the broker speaks and afterwards
 //! picks, per request, the highest version both sides know ([`BrokerConnection::version`]).
 
@@ -19,7 +24,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ClientError, Result};
 
@@ -33,7 +38,8 @@ type Pending = HashMap<i32, (i16, oneshot::Sender<Result<Bytes>>)>;
 pub struct BrokerConnection {
     addr: String,
     client_id: String,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Whole frames for the writer task, in the order they were enqueued.
+    frames: mpsc::UnboundedSender<BytesMut>,
     pending: Arc<Mutex<Pending>>,
     next_correlation_id: AtomicI32,
     versions: HashMap<i16, (i16, i16)>,
@@ -60,6 +66,14 @@ impl BrokerConnection {
         let (read, write) = stream.into_split();
         let pending: Arc<Mutex<Pending>> = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
+        let (frames, queued) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            write,
+            queued,
+            addr.to_string(),
+            Arc::clone(&pending),
+            Arc::clone(&closed),
+        ));
         tokio::spawn(read_loop(
             read,
             addr.to_string(),
@@ -69,7 +83,7 @@ impl BrokerConnection {
         let mut connection = BrokerConnection {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
-            writer: tokio::sync::Mutex::new(write),
+            frames,
             pending,
             next_correlation_id: AtomicI32::new(1),
             versions: HashMap::new(),
@@ -86,7 +100,9 @@ impl BrokerConnection {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("gregor-client"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let bytes = self.send_raw(ApiKey::ApiVersions, 3, &request).await?;
+        let bytes = self
+            .send_raw(ApiKey::ApiVersions, 3, &request, self.request_timeout)
+            .await?;
         let mut buf = bytes;
         // A broker refusing v3 answers with a v0 body (error 35 and its ranges).
         let response = ApiVersionsResponse::decode(&mut buf.clone(), 3)
@@ -136,28 +152,51 @@ impl BrokerConnection {
         Ok(version)
     }
 
-    /// Sends `request` at the best common version (up to `max`) and waits for its response.
+    /// Sends `request` at the best common version (up to `max`) and waits for its response
+    /// at most `request.timeout.ms`.
     pub async fn send<R: Request>(&self, request: &R, max: i16) -> Result<R::Response> {
-        let version = self.version::<R>(max)?;
-        self.send_at(request, version).await
+        self.send_with_timeout(request, max, self.request_timeout)
+            .await
     }
 
-    /// Sends `request` at exactly `version`.
+    /// Like [`send`](Self::send) but waits up to `timeout` instead of `request.timeout.ms`:
+    /// for requests the broker may legitimately park longer, such as JoinGroup, which the
+    /// Java client lets wait for the rebalance timeout plus 5 s.
+    pub async fn send_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        max: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let version = self.version::<R>(max)?;
+        self.send_at_with_timeout(request, version, timeout).await
+    }
+
+    /// Sends `request` at exactly `version`, waiting at most `request.timeout.ms`.
     pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
-        let key = ApiKey::try_from(R::KEY)
-            .map_err(|_| ClientError::Protocol(format!("unknown API key {}", R::KEY)))?;
-        let mut body = self.send_raw(key, version, request).await?;
+        self.send_at_with_timeout(request, version, self.request_timeout)
+            .await
+    }
+
+    async fn send_at_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let key = api_key::<R>()?;
+        let mut body = self.send_raw(key, version, request, timeout).await?;
         R::Response::decode(&mut body, version)
             .map_err(|e| ClientError::Protocol(format!("decoding {key:?} v{version}: {e}")))
     }
 
-    /// Sends a request that gets no response (Produce with `acks=0`).
-    pub async fn send_no_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
-        let key = ApiKey::try_from(R::KEY)
-            .map_err(|_| ClientError::Protocol(format!("unknown API key {}", R::KEY)))?;
+    /// Sends a request that gets no response (Produce with `acks=0`); returns once the frame
+    /// is queued for writing.
+    pub fn send_no_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
+        let key = api_key::<R>()?;
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.frame(key, version, correlation_id, request)?;
-        self.write(&frame).await
+        self.enqueue(frame)
     }
 
     fn frame<R: Encodable + HeaderVersion>(
@@ -187,15 +226,14 @@ impl BrokerConnection {
         Ok(frame)
     }
 
-    async fn write(&self, frame: &[u8]) -> Result<()> {
+    /// Hands a whole frame to the writer task (never awaits, so it cannot be cut short).
+    fn enqueue(&self, frame: BytesMut) -> Result<()> {
         if self.is_closed() {
             return Err(self.disconnected("connection closed"));
         }
-        let mut writer = self.writer.lock().await;
-        writer
-            .write_all(frame)
-            .await
-            .map_err(|e| self.disconnected(&e.to_string()))
+        self.frames
+            .send(frame)
+            .map_err(|_| self.disconnected("connection closed"))
     }
 
     async fn send_raw<R: Encodable + HeaderVersion>(
@@ -203,6 +241,7 @@ impl BrokerConnection {
         key: ApiKey,
         version: i16,
         request: &R,
+        timeout: Duration,
     ) -> Result<Bytes> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.frame(key, version, correlation_id, request)?;
@@ -210,20 +249,20 @@ impl BrokerConnection {
         self.pending
             .lock()
             .insert(correlation_id, (key.response_header_version(version), tx));
-        if let Err(e) = self.write(&frame).await {
-            self.pending.lock().remove(&correlation_id);
-            return Err(e);
-        }
-        match tokio::time::timeout(self.request_timeout, rx).await {
+        // From here on a dropped future only forgets its pending entry; the frame itself is
+        // already whole in the writer's queue.
+        let _forget = ForgetOnDrop {
+            pending: &self.pending,
+            correlation_id,
+        };
+        self.enqueue(frame)?;
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.disconnected("connection closed")),
-            Err(_) => {
-                self.pending.lock().remove(&correlation_id);
-                Err(ClientError::Timeout(
-                    self.request_timeout.as_millis() as u64,
-                    format!("{key:?} to {}", self.addr),
-                ))
-            }
+            Err(_) => Err(ClientError::Timeout(
+                timeout.as_millis() as u64,
+                format!("{key:?} to {}", self.addr),
+            )),
         }
     }
 
@@ -233,6 +272,53 @@ impl BrokerConnection {
             addr: self.addr.clone(),
             message: message.to_string(),
         }
+    }
+}
+
+/// The API key of `R`, as the header needs it.
+fn api_key<R: Request>() -> Result<ApiKey> {
+    ApiKey::try_from(R::KEY)
+        .map_err(|_| ClientError::Protocol(format!("unknown API key {}", R::KEY)))
+}
+
+/// Removes a request's pending entry when its caller stops waiting (answered, timed out or
+/// dropped), so a late answer is discarded instead of kept forever.
+struct ForgetOnDrop<'a> {
+    pending: &'a Mutex<Pending>,
+    correlation_id: i32,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.correlation_id);
+    }
+}
+
+/// Writes queued frames in order; on a write error marks the connection closed and fails
+/// every request in flight (their frames may never have reached the broker).
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut queued: mpsc::UnboundedReceiver<BytesMut>,
+    addr: String,
+    pending: Arc<Mutex<Pending>>,
+    closed: Arc<AtomicBool>,
+) {
+    while let Some(frame) = queued.recv().await {
+        if let Err(e) = write.write_all(&frame).await {
+            closed.store(true, Ordering::Release);
+            fail_all(&pending, &addr, &e.to_string());
+            return;
+        }
+    }
+}
+
+/// Fails every request waiting for an answer on a connection that ended.
+fn fail_all(pending: &Mutex<Pending>, addr: &str, reason: &str) {
+    for (_, (_, tx)) in pending.lock().drain() {
+        let _ = tx.send(Err(ClientError::Disconnected {
+            addr: addr.to_string(),
+            message: reason.to_string(),
+        }));
     }
 }
 
@@ -267,10 +353,5 @@ async fn read_loop(
     };
     closed.store(true, Ordering::Release);
     tracing::debug!(%addr, %reason, "connection closed");
-    for (_, (_, tx)) in pending.lock().drain() {
-        let _ = tx.send(Err(ClientError::Disconnected {
-            addr: addr.clone(),
-            message: reason.clone(),
-        }));
-    }
+    fail_all(&pending, &addr, &reason);
 }

@@ -4,7 +4,7 @@
 use gregor_protocol::ErrorCode;
 
 /// Everything a client call can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// A configuration key is unknown or its value is invalid (raised when the client is
     /// built, never later).
@@ -86,19 +86,32 @@ impl ClientError {
     }
 }
 
-/// Kafka's retriable error codes (those whose exception extends `RetriableException`).
+/// Kafka's retriable error codes (those whose exception extends `RetriableException`), as
+/// `kafka-protocol`'s error table records them, so the list follows the protocol instead of
+/// being kept by hand. Codes this library does not know are not retriable, as in Kafka.
 pub fn is_retriable_code(code: ErrorCode) -> bool {
-    matches!(
-        code.0,
-        // CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE,
-        // NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NETWORK_EXCEPTION,
-        // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-        // NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR,
-        // FETCH_SESSION_ID_NOT_FOUND, OFFSET_NOT_AVAILABLE, PREFERRED_LEADER_NOT_AVAILABLE,
-        // UNSTABLE_OFFSET_COMMIT, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH
-        2 | 3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 19 | 20 | 56 | 70 | 74 | 75 | 78 | 80 | 88
-    )
+    kafka_protocol::error::ResponseError::try_from_code(code.0).is_some_and(|e| e.is_retriable())
 }
 
 /// The client's result type.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriable_codes_follow_kafka() {
+        for code in [
+            2, 3, 5, 6, 7, 9, 13, 14, 15, 16, 19, 20, 41, 56, 70, 71, 72, 74, 75,
+        ] {
+            assert!(is_retriable_code(ErrorCode(code)), "{code}");
+        }
+        for code in [78, 80, 83, 84, 88, 89, 100, 103, 106] {
+            assert!(is_retriable_code(ErrorCode(code)), "{code}");
+        }
+        for code in [-1, 0, 1, 4, 10, 17, 29, 36, 42, 87, 9999] {
+            assert!(!is_retriable_code(ErrorCode(code)), "{code}");
+        }
+    }
+}

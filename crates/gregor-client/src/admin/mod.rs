@@ -205,14 +205,16 @@ impl Admin {
     }
 }
 
-/// Errors worth retrying in an admin call: the coordinator or leader is moving or loading,
-/// or the connection dropped. (Unreachable brokers and unknown topics are reported at once.)
+/// Errors worth retrying in an admin call: Kafka's retriable ones
+/// ([`ClientError::is_retriable`]) except unreachable brokers and unknown topics, which are
+/// answers a user wants at once (as the Java admin client reports them per topic).
 fn is_transient(error: &ClientError) -> bool {
-    match error {
-        ClientError::Kafka { code, .. } => matches!(code.0, 5 | 6 | 14 | 15 | 16),
-        ClientError::Disconnected { .. } => true,
-        _ => false,
-    }
+    error.is_retriable()
+        && !matches!(error, ClientError::Connect { .. })
+        && !matches!(
+            error.code(),
+            Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION | ErrorCode::UNKNOWN_TOPIC_ID)
+        )
 }
 
 /// A broker error for `item`, or `Ok` for `NONE`.

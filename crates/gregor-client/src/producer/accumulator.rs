@@ -293,7 +293,7 @@ impl Accumulator {
                 break;
             }
             let pending = queue.pop_front().expect("front exists");
-            failed.push((pending.completion, copy_error(error)));
+            failed.push((pending.completion, error.clone()));
         }
         if queue.is_empty() {
             self.unresolved.remove(topic);
@@ -442,31 +442,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The same error again, for each record of a failed batch (errors are not `Clone`).
-pub(crate) fn copy_error(error: &ClientError) -> ClientError {
-    match error {
-        ClientError::Config { key, message } => ClientError::Config {
-            key: key.clone(),
-            message: message.clone(),
-        },
-        ClientError::Connect { addr, message } => ClientError::Connect {
-            addr: addr.clone(),
-            message: message.clone(),
-        },
-        ClientError::Disconnected { addr, message } => ClientError::Disconnected {
-            addr: addr.clone(),
-            message: message.clone(),
-        },
-        ClientError::Kafka { code, message } => ClientError::Kafka {
-            code: *code,
-            message: message.clone(),
-        },
-        ClientError::Protocol(m) => ClientError::Protocol(m.clone()),
-        ClientError::Timeout(ms, m) => ClientError::Timeout(*ms, m.clone()),
-        other => ClientError::Protocol(other.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::accumulator::{Batch, Failed, copy_error};
+use super::accumulator::{Batch, Failed};
 use super::{Completion, RecordMetadata, Shared, State};
 use crate::connection::BrokerConnection;
 use crate::error::ClientError;
@@ -231,7 +231,7 @@ async fn dispatch(shared: &Arc<Shared>, broker: i32, mut batches: Vec<Batch>) {
             shared,
             completions
                 .into_iter()
-                .map(|(c, _)| (c, Err(copy_error(&error))))
+                .map(|(c, _)| (c, Err(error.clone())))
                 .collect(),
         );
     }
@@ -324,7 +324,7 @@ fn settle(
                 settle_error(
                     shared,
                     batch,
-                    copy_error(&error),
+                    error.clone(),
                     now,
                     &mut retry,
                     &mut settled,
@@ -380,7 +380,7 @@ fn settle_error(
         retry.push(batch);
     } else {
         for (completion, _) in batch.completions {
-            settled.push((completion, Err(copy_error(&error))));
+            settled.push((completion, Err(error.clone())));
         }
     }
 }
@@ -414,7 +414,7 @@ async fn send_request(
         .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics);
     if acks == 0 {
-        connection.send_no_response(&request, version).await?;
+        connection.send_no_response(&request, version)?;
         return Ok(batches.iter().map(|_| Ok((-1, -1))).collect());
     }
     let response = connection.send_at(&request, version).await?;
@@ -463,7 +463,7 @@ fn fail_batches(shared: &Shared, batches: Vec<Batch>, error: impl Fn(usize) -> C
         let n = batch.completions.len();
         let e = error(n);
         for (completion, _) in batch.completions {
-            settled.push((completion, Err(copy_error(&e))));
+            settled.push((completion, Err(e.clone())));
         }
     }
     finish(shared, settled);
