@@ -161,6 +161,18 @@ impl Cluster {
         Ok(connection)
     }
 
+    /// The open connection to broker `id`, if there is one: for callers that must not wait
+    /// for a connection to be set up (the producer's sender).
+    pub fn open_connection(&self, id: i32) -> Option<Arc<BrokerConnection>> {
+        let state = self.state.lock();
+        let addr = state.metadata.brokers.get(&id)?.addr();
+        state
+            .connections
+            .get(&addr)
+            .filter(|c| !c.is_closed())
+            .cloned()
+    }
+
     /// The connection to broker `id` (metadata must know it).
     pub async fn connection(&self, id: i32) -> Result<Arc<BrokerConnection>> {
         let addr = self

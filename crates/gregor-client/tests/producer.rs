@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_client::Cluster;
+use gregor_client::admin::NewTopic;
 use gregor_client::config::{CommonConfig, ProducerConfig};
 use gregor_client::producer::{Producer, ProducerRecord, partition_for_key};
+use gregor_client::{Admin, Cluster};
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{BatchIter, Compression};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -351,5 +352,68 @@ async fn sends_are_retried_until_the_broker_is_back() {
     let (stored, _) = read_partition(&cluster, "retry", 0).await;
     assert_eq!(stored.len(), 11);
     assert_eq!(stored[10].value.as_deref(), Some(&b"during-9"[..]));
+    broker.shutdown().await.unwrap();
+}
+
+/// Polls `future` once (a flush then has taken its watermark).
+async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_waits_only_for_earlier_records_and_a_cancelled_flush_stops_forcing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "auto.create.topics.enable=false\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    Admin::new(CommonConfig::new(&bootstrap))
+        .create_topics(&[NewTopic::new("ok", 1, 1)], false)
+        .await
+        .unwrap()["ok"]
+        .as_ref()
+        .unwrap();
+    let p = producer(
+        &bootstrap,
+        &[
+            ("linger.ms", "60000"),
+            ("delivery.timeout.ms", "4000"),
+            ("retry.backoff.ms", "50"),
+        ],
+    );
+
+    // A record sent while a flush runs (here one that waits for a topic that never comes) is
+    // not the flush's business.
+    let first = p.send(ProducerRecord::new("ok", "a"));
+    let mut flush = Box::pin(p.flush());
+    assert!(poll_once(&mut flush).await.is_none());
+    let late = p.send(ProducerRecord::new("missing", "b"));
+    tokio::time::timeout(Duration::from_secs(3), flush)
+        .await
+        .expect("flush waited for a record sent after it");
+    assert_eq!(first.await.unwrap().offset, 0);
+
+    // A flush given up on (it waits for the record above) no longer forces batches out:
+    // linger.ms holds the next record back again.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), p.flush())
+            .await
+            .is_err()
+    );
+    let mut held = p.send(ProducerRecord::new("ok", "c"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        poll_once(&mut held).await.is_none(),
+        "sent before linger.ms"
+    );
+    let err = late.await.unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    p.flush().await;
+    assert_eq!(held.await.unwrap().offset, 1);
+    p.close().await;
     broker.shutdown().await.unwrap();
 }

@@ -381,7 +381,6 @@ impl Accumulator {
                 let queue = state.queues.get_mut(&partition).expect("listed above");
                 let size = queue.front().map_or(0, Batch::wire_size);
                 if !request.is_empty() && bytes + size > self.max_request_size {
-                    drained.more = true;
                     break;
                 }
                 bytes += size;
@@ -417,8 +416,6 @@ pub(crate) struct Drained {
     pub(crate) leaderless: Vec<String>,
     /// When the next batch becomes ready by `linger.ms` or retry backoff.
     pub(crate) wake_at: Option<Instant>,
-    /// A broker had more ready batches than one request holds.
-    pub(crate) more: bool,
 }
 
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
@@ -448,6 +445,7 @@ pub(crate) fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::cluster::PartitionInfo;
+    use crate::producer::Deliver;
 
     fn topic(name: &str, partitions: i32) -> TopicInfo {
         TopicInfo {
@@ -471,7 +469,10 @@ mod tests {
         let (tx, _rx) = tokio::sync::oneshot::channel();
         Pending {
             record: ProducerRecord::new("t", vec![0u8; value]).with_partition(partition),
-            completion: Completion::Channel(tx),
+            completion: Completion {
+                seq: 0,
+                to: Deliver::Channel(tx),
+            },
             enqueued: Instant::now(),
         }
     }

@@ -34,7 +34,7 @@ mod accumulator;
 pub mod partitioner;
 mod sender;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -125,19 +125,26 @@ pub struct RecordMetadata {
 /// A caller-supplied function run with a record's result, on the producer's task: keep it short.
 pub type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send + 'static>;
 
-/// How a record's result reaches its caller.
-pub(crate) enum Completion {
+/// How a record's result reaches its caller, and which record it is (its sequence number, so
+/// `flush` can wait for exactly the records sent before it).
+pub(crate) struct Completion {
+    pub(crate) seq: u64,
+    pub(crate) to: Deliver,
+}
+
+/// Where a record's result goes.
+pub(crate) enum Deliver {
     Channel(oneshot::Sender<Result<RecordMetadata>>),
     Callback(Callback),
 }
 
 impl Completion {
     fn complete(self, result: Result<RecordMetadata>) {
-        match self {
-            Completion::Channel(tx) => {
+        match self.to {
+            Deliver::Channel(tx) => {
                 let _ = tx.send(result);
             }
-            Completion::Callback(callback) => callback(result),
+            Deliver::Callback(callback) => callback(result),
         }
     }
 }
@@ -163,8 +170,14 @@ struct State {
     in_flight: HashMap<i32, usize>,
     /// Topics whose metadata must be fetched again (leader moved or unknown).
     stale: HashSet<String>,
-    /// Records sent and not completed yet.
-    outstanding: usize,
+    /// Sequence number of the next record sent.
+    next_seq: u64,
+    /// Sequence numbers of the records sent and not completed yet.
+    unfinished: BTreeSet<u64>,
+    /// When each topic whose records wait for metadata may be looked up again.
+    metadata_retry: HashMap<String, Instant>,
+    /// Topics whose metadata lookup is under way (in a task of its own).
+    resolving: HashSet<String>,
     /// `flush` calls in progress: batches go out without waiting for `linger.ms`.
     flushing: usize,
     closing: bool,
@@ -176,8 +189,8 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the sender: new batch, batch full, request finished, flush or close.
     wake: Notify,
-    /// Wakes `flush` and `close` when no record is outstanding.
-    idle: Notify,
+    /// Wakes `flush` and `close` when records were completed.
+    finished: Notify,
 }
 
 /// A Kafka producer. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -213,12 +226,15 @@ impl Producer {
                 accumulator,
                 in_flight: HashMap::new(),
                 stale: HashSet::new(),
-                outstanding: 0,
+                next_seq: 0,
+                unfinished: BTreeSet::new(),
+                metadata_retry: HashMap::new(),
+                resolving: HashSet::new(),
                 flushing: 0,
                 closing: false,
             }),
             wake: Notify::new(),
-            idle: Notify::new(),
+            finished: Notify::new(),
         });
         let sender = runtime.spawn(sender::run(Arc::clone(&shared)));
         Ok(Producer {
@@ -241,7 +257,7 @@ impl Producer {
     /// broker acknowledged it (or with the error that ended its retries).
     pub fn send(&self, record: ProducerRecord) -> DeliveryFuture {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(record, Completion::Channel(tx));
+        self.enqueue(record, Deliver::Channel(tx));
         DeliveryFuture(rx)
     }
 
@@ -253,23 +269,25 @@ impl Producer {
         record: ProducerRecord,
         callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
     ) {
-        self.enqueue(record, Completion::Callback(Box::new(callback)));
+        self.enqueue(record, Deliver::Callback(Box::new(callback)));
     }
 
-    fn enqueue(&self, record: ProducerRecord, completion: Completion) {
-        let pending = Pending {
-            record,
-            completion,
-            enqueued: Instant::now(),
-        };
+    fn enqueue(&self, record: ProducerRecord, to: Deliver) {
         let result = {
             let mut state = self.shared.state.lock();
+            let seq = state.next_seq;
+            let pending = Pending {
+                record,
+                completion: Completion { seq, to },
+                enqueued: Instant::now(),
+            };
             if state.closing {
                 Err((pending.completion, ClientError::Closed))
             } else {
                 let result = state.accumulator.append(pending);
                 if result.is_ok() {
-                    state.outstanding += 1;
+                    state.next_seq += 1;
+                    state.unfinished.insert(seq);
                 }
                 result
             }
@@ -283,7 +301,7 @@ impl Producer {
 
     /// Records sent and not yet acknowledged or failed.
     pub fn in_flight_records(&self) -> usize {
-        self.shared.state.lock().outstanding
+        self.shared.state.lock().unfinished.len()
     }
 
     /// The number of partitions of `topic` (fetching its metadata, creating the topic if the
@@ -304,23 +322,30 @@ impl Producer {
     }
 
     /// Sends every batch now (ignoring `linger.ms`) and waits until every record sent so far
-    /// is acknowledged or failed.
+    /// is acknowledged or failed. Records sent meanwhile (by other tasks) are not waited for,
+    /// and a cancelled flush stops forcing batches out.
     pub async fn flush(&self) {
-        self.shared.state.lock().flushing += 1;
+        let watermark = {
+            let mut state = self.shared.state.lock();
+            state.flushing += 1;
+            state.next_seq
+        };
+        let _flushing = FlushGuard(&self.shared);
         self.shared.wake.notify_one();
-        self.wait_idle().await;
-        self.shared.state.lock().flushing -= 1;
+        self.wait_finished(watermark).await;
     }
 
-    async fn wait_idle(&self) {
+    /// Waits until every record numbered below `watermark` is completed.
+    async fn wait_finished(&self, watermark: u64) {
         loop {
-            let idle = self.shared.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if self.shared.state.lock().outstanding == 0 {
+            let finished = self.shared.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let first = self.shared.state.lock().unfinished.first().copied();
+            if first.is_none_or(|seq| seq >= watermark) {
                 return;
             }
-            idle.await;
+            finished.await;
         }
     }
 
@@ -329,12 +354,21 @@ impl Producer {
     pub async fn close(&self) {
         self.shared.state.lock().closing = true;
         self.shared.wake.notify_one();
-        self.wait_idle().await;
+        self.wait_finished(u64::MAX).await;
         let sender = self.sender.lock().take();
         if let Some(sender) = sender {
             self.shared.wake.notify_one();
             let _ = sender.await;
         }
+    }
+}
+
+/// Ends one `flush`'s forcing of batches however the flush ends, cancelled included.
+struct FlushGuard<'a>(&'a Shared);
+
+impl Drop for FlushGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().flushing -= 1;
     }
 }
 

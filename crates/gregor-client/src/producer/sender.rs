@@ -5,7 +5,6 @@
 //! Requests are written in order by the sender; their answers are awaited in tasks of their
 //! own, and a finished request wakes the sender to refill the broker's window.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -19,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::accumulator::{Batch, Failed};
 use super::{Completion, RecordMetadata, Shared, State};
+use crate::cluster::TopicInfo;
 use crate::connection::BrokerConnection;
 use crate::error::ClientError;
 
@@ -27,13 +27,12 @@ const MAX_PRODUCE_VERSION: i16 = 12;
 
 /// Runs until the producer is closed (or dropped) and every record is completed.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut metadata_retry: HashMap<String, Instant> = HashMap::new();
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        refresh_metadata(&shared, &mut metadata_retry).await;
+        refresh_metadata(&shared);
 
         let now = Instant::now();
         let (requests, leaderless, wake_at, done) = {
@@ -78,7 +77,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
                 requests.extend(drained.requests);
             }
-            let done = state.closing && state.outstanding == 0;
+            let done = state.closing && state.unfinished.is_empty();
             drop(state);
             fail_batches(&shared, expired, |n| {
                 ClientError::Timeout(
@@ -104,9 +103,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         // The next metadata attempt for a topic that still needs one; forget the others.
         let stale_wait = {
-            let state = shared.state.lock();
+            let mut state = shared.state.lock();
             let unresolved = state.accumulator.unresolved_topics();
-            metadata_retry.retain(|t, _| state.stale.contains(t) || unresolved.contains(t));
+            let State {
+                metadata_retry,
+                stale,
+                ..
+            } = &mut *state;
+            metadata_retry.retain(|t, _| stale.contains(t) || unresolved.contains(t));
             metadata_retry.values().min().copied()
         };
         let wake_at = match (wake_at, stale_wait) {
@@ -122,85 +126,112 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Fetches metadata for topics whose records wait for it and for topics marked stale.
-async fn refresh_metadata(shared: &Arc<Shared>, retry_at: &mut HashMap<String, Instant>) {
-    let (topics, stale) = {
-        let state = shared.state.lock();
+/// Starts a metadata lookup, each in a task of its own, for every topic whose records wait
+/// for it or that is marked stale and is due: an unknown topic or an unreachable broker then
+/// never holds up the partitions that can be sent.
+fn refresh_metadata(shared: &Arc<Shared>) {
+    let now = Instant::now();
+    let due: Vec<(String, bool)> = {
+        let mut state = shared.state.lock();
         let mut topics = state.accumulator.unresolved_topics();
-        let stale: Vec<String> = state.stale.iter().cloned().collect();
         topics.extend(
-            stale
+            state
+                .stale
                 .iter()
                 .filter(|t| !topics.contains(t))
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        (topics, stale)
-    };
-    let now = Instant::now();
-    for topic in topics {
-        if retry_at.get(&topic).is_some_and(|at| *at > now) {
-            continue;
+        topics.retain(|t| {
+            !state.resolving.contains(t) && !state.metadata_retry.get(t).is_some_and(|at| *at > now)
+        });
+        for topic in &topics {
+            state.resolving.insert(topic.clone());
         }
-        if stale.contains(&topic) {
+        topics
+            .into_iter()
+            .map(|t| {
+                let stale = state.stale.contains(&t);
+                (t, stale)
+            })
+            .collect()
+    };
+    for (topic, stale) in due {
+        if stale {
             shared.cluster.invalidate(&topic);
         }
-        match shared.cluster.topic(&topic).await {
-            Ok(info) if info.partitions.is_empty() => {
-                retry_at.insert(topic, now + shared.config.common.retry_backoff);
-            }
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            let result = shared.cluster.topic(&topic).await;
+            resolved(&shared, topic, result);
+            shared.wake.notify_one();
+        });
+    }
+}
+
+/// Takes a topic's metadata lookup in: its waiting records are batched, or, when the lookup
+/// failed (or found no partitions yet), fail once older than `delivery.timeout.ms`, or at
+/// once if the error cannot go away by waiting.
+fn resolved(shared: &Shared, topic: String, result: crate::Result<TopicInfo>) {
+    let now = Instant::now();
+    let result = result.and_then(|info| {
+        if info.partitions.is_empty() {
+            Err(ClientError::Kafka {
+                code: ErrorCode::LEADER_NOT_AVAILABLE,
+                message: Some(format!("topic {topic} has no partitions yet")),
+            })
+        } else {
+            Ok(info)
+        }
+    });
+    let retry_at = now + shared.config.common.retry_backoff;
+    let failed = {
+        let mut state = shared.state.lock();
+        state.resolving.remove(&topic);
+        match result {
             Ok(info) => {
                 let leaderless = info.partitions.iter().any(|p| p.leader < 0);
-                let failed = {
-                    let mut state = shared.state.lock();
-                    state.stale.remove(&topic);
-                    if leaderless {
-                        state.stale.insert(topic.clone());
-                    }
-                    state.accumulator.set_metadata(info)
-                };
+                state.stale.remove(&topic);
                 if leaderless {
-                    retry_at.insert(topic, now + shared.config.common.retry_backoff);
+                    state.stale.insert(topic.clone());
+                    state.metadata_retry.insert(topic, retry_at);
                 } else {
-                    retry_at.remove(&topic);
+                    state.metadata_retry.remove(&topic);
                 }
-                complete_failed(shared, failed);
+                state.accumulator.set_metadata(info)
             }
             Err(error) => {
                 tracing::debug!(%topic, %error, "producer metadata");
-                // Records that waited longer than delivery.timeout.ms, or all of them when
-                // the error cannot go away by waiting, fail now.
-                let failed = {
-                    let mut state = shared.state.lock();
-                    if error.is_retriable() {
-                        let cutoff = now.checked_sub(shared.config.delivery_timeout);
-                        match cutoff {
-                            Some(cutoff) => {
-                                state
-                                    .accumulator
-                                    .fail_unresolved(&topic, &error, Some(cutoff))
-                            }
-                            None => Vec::new(),
+                let failed = if error.is_retriable() {
+                    match now.checked_sub(shared.config.delivery_timeout) {
+                        Some(cutoff) => {
+                            state
+                                .accumulator
+                                .fail_unresolved(&topic, &error, Some(cutoff))
                         }
-                    } else {
-                        state.stale.remove(&topic);
-                        state.accumulator.fail_unresolved(&topic, &error, None)
+                        None => Vec::new(),
                     }
+                } else {
+                    state.stale.remove(&topic);
+                    state.accumulator.fail_unresolved(&topic, &error, None)
                 };
-                retry_at.insert(topic, now + shared.config.common.retry_backoff);
-                complete_failed(shared, failed);
+                state.metadata_retry.insert(topic, retry_at);
+                failed
             }
         }
-    }
+    };
+    complete_failed(shared, failed);
 }
 
 /// Sends one Produce request with `batches` to `broker`; a task of its own waits for the
 /// answer and settles each batch.
 ///
 /// Requests to one broker must reach its socket in drain order, or a partition's batches could
-/// be written out of order. So the request is encoded and written here, in the sender's own
-/// order: the connection's writer lock is FIFO, and polling the send once enqueues it there (or
-/// writes it) before the next request is dispatched. Only waiting for the answer is detached.
+/// be written out of order. So the request is encoded and queued here, in the sender's own
+/// order: polling the send once puts its frame in the connection's write queue before the next
+/// request is dispatched. Only waiting for the answer is detached. With no open connection to
+/// the broker, a task of its own opens one and the batches go back to their queues, so a
+/// broker that is slow to connect never holds up the others.
 async fn dispatch(shared: &Arc<Shared>, broker: i32, mut batches: Vec<Batch>) {
     // Encode (and compress) outside the producer's lock; kept for retries.
     let mut encode_failures = Vec::new();
@@ -244,12 +275,23 @@ async fn dispatch(shared: &Arc<Shared>, broker: i32, mut batches: Vec<Batch>) {
         release_slot(shared, broker);
         return;
     }
-    let connection = match shared.cluster.connection(broker).await {
-        Ok(connection) => connection,
-        Err(e) => {
-            settle(shared, broker, batches, Err(e));
-            return;
-        }
+    let Some(connection) = shared.cluster.open_connection(broker) else {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            match shared.cluster.connection(broker).await {
+                Ok(_) => {
+                    {
+                        let mut state = shared.state.lock();
+                        for batch in batches {
+                            state.accumulator.requeue(batch);
+                        }
+                    }
+                    release_slot(&shared, broker);
+                }
+                Err(e) => settle(&shared, broker, batches, Err(e)),
+            }
+        });
+        return;
     };
     let mut send = Box::pin(tokio::task::unconstrained(send_request(
         connection,
@@ -482,17 +524,20 @@ pub(crate) fn finish(shared: &Shared, settled: Vec<(Completion, crate::Result<Re
     if settled.is_empty() {
         return;
     }
-    let n = settled.len();
+    let mut seqs = Vec::with_capacity(settled.len());
     for (completion, result) in settled {
+        seqs.push(completion.seq);
         completion.complete(result);
     }
     let idle = {
         let mut state = shared.state.lock();
-        state.outstanding = state.outstanding.saturating_sub(n);
-        state.outstanding == 0
+        for seq in &seqs {
+            state.unfinished.remove(seq);
+        }
+        state.unfinished.is_empty()
     };
+    shared.finished.notify_waiters();
     if idle {
-        shared.idle.notify_waiters();
         shared.wake.notify_one();
     }
 }
