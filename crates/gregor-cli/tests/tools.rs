@@ -813,3 +813,41 @@ fn unreachable_broker_and_bad_arguments() {
         );
     }
 }
+
+#[test]
+fn produce_exits_on_a_bad_line_while_stdin_stays_open() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let b = TestBroker::start();
+    b.ok(&["topics", "create", "--topic", "typed", "--partitions", "1"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["produce", "--topic", "typed", "--key-separator", ":"])
+        .args(["--bootstrap-server", &b.bootstrap])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A user typing at a terminal: a line without the key separator, and stdin left open.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"no separator here\n").unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("gregor produce kept waiting for input after an error");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("line 1"), "{err}");
+}

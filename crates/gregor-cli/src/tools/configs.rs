@@ -47,13 +47,6 @@ impl Entity {
             EntityType::Brokers => ConfigResource::Broker(self.entity_name.clone()),
         }
     }
-
-    fn describe(&self) -> String {
-        match self.entity_type {
-            EntityType::Topics => format!("topic '{}'", self.entity_name),
-            EntityType::Brokers => format!("broker '{}'", self.entity_name),
-        }
-    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,12 +122,15 @@ async fn describe(
         Some(Ok(entries)) => entries,
         Some(Err(e)) => {
             let hint = match e.code().map(|c| c.0) {
-                Some(3) => format!("{} does not exist", entity.describe()),
+                Some(3) => format!("{} does not exist", entity.resource().describe()),
                 _ => String::new(),
             };
             return Err(item_error(e, &hint));
         }
-        None => bail!("UNKNOWN_SERVER_ERROR: no answer for {}", entity.describe()),
+        None => bail!(
+            "UNKNOWN_SERVER_ERROR: no answer for {}",
+            entity.resource().describe()
+        ),
     };
     let entries: Vec<_> = entries
         .into_iter()
@@ -193,7 +189,8 @@ fn split_configs(list: &str) -> Result<Vec<(String, String)>> {
         .into_iter()
         .filter(|i| !i.trim().is_empty())
         .map(|item| {
-            let (k, v) = super::topics::key_value(&item)?;
+            let (k, v) = super::key_value(&item, "--add-config")?;
+            let (k, v) = (k.to_string(), v.trim().to_string());
             let v = v
                 .strip_prefix('[')
                 .and_then(|v| v.strip_suffix(']'))
@@ -231,17 +228,23 @@ async fn alter(
         .map_err(client_error)?;
     match results.remove(&resource) {
         Some(Ok(())) => {
-            emit_line!("Completed updating config for {}.", entity.describe());
+            emit_line!(
+                "Completed updating config for {}.",
+                entity.resource().describe()
+            );
             Ok(())
         }
         Some(Err(e)) => {
             let hint = match e.code().map(|c| c.0) {
-                Some(3) => format!("{} does not exist", entity.describe()),
+                Some(3) => format!("{} does not exist", entity.resource().describe()),
                 _ => String::new(),
             };
             Err(item_error(e, &hint))
         }
-        None => bail!("UNKNOWN_SERVER_ERROR: no answer for {}", entity.describe()),
+        None => bail!(
+            "UNKNOWN_SERVER_ERROR: no answer for {}",
+            entity.resource().describe()
+        ),
     }
 }
 

@@ -210,6 +210,18 @@ async fn log_end_offsets(
         .collect())
 }
 
+/// A partition's offset from a ListOffsets answer; a broker that left the partition out is an
+/// error, never a panic.
+fn answered(
+    offsets: &BTreeMap<TopicPartition, i64>,
+    tp: &TopicPartition,
+    which: &str,
+) -> Result<i64> {
+    offsets.get(tp).copied().ok_or_else(|| {
+        anyhow::anyhow!("UNKNOWN_TOPIC_OR_PARTITION: the broker gave no {which} offset for {tp}")
+    })
+}
+
 fn dash(v: Option<impl ToString>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
@@ -538,7 +550,12 @@ async fn reset(args: ResetArgs) -> Result<()> {
     let earliest =
         log_end_offsets(&admin, partitions.iter().cloned(), OffsetSpec::Earliest).await?;
     let latest = log_end_offsets(&admin, partitions.iter().cloned(), OffsetSpec::Latest).await?;
-    let clamp = |tp: &TopicPartition, o: i64| o.clamp(earliest[tp], latest[tp].max(earliest[tp]));
+    let earliest_of = |tp: &TopicPartition| answered(&earliest, tp, "earliest");
+    let latest_of = |tp: &TopicPartition| answered(&latest, tp, "latest");
+    let clamp = |tp: &TopicPartition, o: i64| -> Result<i64> {
+        let (low, high) = (earliest_of(tp)?, latest_of(tp)?);
+        Ok(o.clamp(low, high.max(low)))
+    };
     let mut plan: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     if let Some(text) = &args.to_datetime {
         let ts = parse_datetime(text)?;
@@ -554,17 +571,17 @@ async fn reset(args: ResetArgs) -> Result<()> {
                 .get(tp)
                 .copied()
                 .filter(|o| *o >= 0)
-                .unwrap_or(latest[tp]);
+                .map_or_else(|| latest_of(tp), Ok)?;
             plan.insert(tp.clone(), o);
         }
     } else {
         for tp in &partitions {
             let o = if args.to_earliest {
-                earliest[tp]
+                earliest_of(tp)?
             } else if args.to_latest {
-                latest[tp]
+                latest_of(tp)?
             } else if let Some(o) = args.to_offset {
-                clamp(tp, o)
+                clamp(tp, o)?
             } else if let Some(n) = args.shift_by {
                 let current = committed.get(tp).map(|o| o.offset).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -573,7 +590,7 @@ async fn reset(args: ResetArgs) -> Result<()> {
                         args.group
                     )
                 })?;
-                clamp(tp, current.saturating_add(n))
+                clamp(tp, current.saturating_add(n))?
             } else {
                 unreachable!("clap requires one reset spec")
             };

@@ -19,7 +19,7 @@ pub mod topics;
 use std::future::Future;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 /// How to reach the cluster, shared by every tool.
@@ -45,19 +45,95 @@ impl ConnectArgs {
             self.bootstrap_server.clone(),
         )];
         if let Some(path) = &self.command_config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            for line in text.lines().map(str::trim) {
-                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                    continue;
-                }
-                let (k, v) = line.split_once(['=', ':']).with_context(|| {
-                    format!("{}: expected key=value, got {line:?}", path.display())
-                })?;
-                pairs.push((k.trim().to_string(), v.trim().to_string()));
-            }
+            pairs.extend(read_properties(path)?);
         }
         Ok(pairs)
+    }
+}
+
+/// The `key=value` (or `key: value`) lines of a Java properties file (`--command-config`,
+/// `--producer.config`), skipping blank lines and `#`/`!` comments.
+pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut pairs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once(['=', ':'])
+            .with_context(|| format!("{}: expected key=value, got {line:?}", path.display()))?;
+        pairs.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(pairs)
+}
+
+/// Splits one `KEY=VALUE` argument of `flag` at its first `=` (the value may hold more): the
+/// key trimmed and non-empty, the value as given, since a separator property may be a space.
+/// Every tool's repeatable property flags parse through here so they all accept and refuse
+/// the same input with the same message.
+pub fn key_value<'a>(pair: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
+        _ => bail!("INVALID_CONFIG: {flag} expects KEY=VALUE, got {pair:?}"),
+    }
+}
+
+/// Sets client property `key` in `pairs`, replacing an earlier value: the last one given wins,
+/// as in Kafka's tools (so flags override the `--command-config` file).
+pub fn set_property(pairs: &mut Vec<(String, String)>, key: &str, value: &str) {
+    pairs.retain(|(k, _)| k != key);
+    pairs.push((key.to_string(), value.to_string()));
+}
+
+/// Adds the `KEY=VALUE` arguments of `flag` (`--producer-property`, `--consumer-property`…)
+/// to client properties with [`set_property`], values trimmed.
+pub fn merge_properties(
+    pairs: &mut Vec<(String, String)>,
+    args: &[String],
+    flag: &str,
+) -> Result<()> {
+    for arg in args {
+        let (k, v) = key_value(arg, flag)?;
+        set_property(pairs, k, v.trim());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_arguments_and_last_one_wins() {
+        assert_eq!(key_value(" a.b = x=y ", "--f").unwrap(), ("a.b", " x=y "));
+        for bad in ["novalue", "=x", " =x"] {
+            let err = key_value(bad, "--f").unwrap_err().to_string();
+            assert!(
+                err.starts_with("INVALID_CONFIG: --f expects KEY=VALUE"),
+                "{err}"
+            );
+        }
+        let mut pairs = vec![("acks".to_string(), "1".to_string())];
+        merge_properties(
+            &mut pairs,
+            &[
+                "linger.ms=5".into(),
+                "acks= all".into(),
+                "linger.ms=7".into(),
+            ],
+            "--p",
+        )
+        .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("acks".into(), "all".into()),
+                ("linger.ms".into(), "7".into())
+            ]
+        );
+        assert!(merge_properties(&mut pairs, &["oops".into()], "--p").is_err());
     }
 }
 

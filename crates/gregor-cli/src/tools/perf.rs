@@ -22,7 +22,7 @@ use gregor_client::producer::{Producer, ProducerRecord};
 use tokio::sync::Semaphore;
 
 use super::ConnectArgs;
-use super::produce::{producer_config, topic_error};
+use super::produce::{ProducerArgs, topic_error};
 
 /// How often a progress line is printed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -61,15 +61,8 @@ struct ProducePerfArgs {
     /// At most this many records per second; -1 for no limit.
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
     throughput: f64,
-    /// acks: all (-1), 1 or 0.
-    #[arg(long)]
-    acks: Option<String>,
-    /// compression.type: none, gzip, snappy, lz4 or zstd.
-    #[arg(long = "compression-type", value_name = "CODEC")]
-    compression_type: Option<String>,
-    /// Any producer setting under its Kafka name (repeatable), e.g. batch.size=65536.
-    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
-    producer_property: Vec<String>,
+    #[command(flatten)]
+    producer: ProducerArgs,
 }
 
 /// `gregor perf consume` arguments.
@@ -105,13 +98,7 @@ async fn consume(args: ConsumePerfArgs) -> Result<()> {
     let mut pairs = args.connect.properties()?;
     pairs.push(("auto.offset.reset".into(), "earliest".into()));
     pairs.push(("enable.auto.commit".into(), "false".into()));
-    for pair in &args.consumer_property {
-        let (k, v) = pair
-            .split_once('=')
-            .with_context(|| format!("--consumer-property expects KEY=VALUE, got {pair:?}"))?;
-        pairs.retain(|(key, _)| key != k.trim());
-        pairs.push((k.trim().to_string(), v.to_string()));
-    }
+    super::merge_properties(&mut pairs, &args.consumer_property, "--consumer-property")?;
     let mut consumer = Consumer::new(ConsumerConfig::from_properties(pairs)?)?;
     let topic = consumer
         .cluster()
@@ -287,12 +274,7 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
     if args.num_records == 0 {
         bail!("--num-records must be at least 1");
     }
-    let config = producer_config(
-        &args.connect,
-        args.acks.as_deref(),
-        args.compression_type.as_deref(),
-        &args.producer_property,
-    )?;
+    let config = args.producer.config(&args.connect)?;
     let producer = Producer::new(config)?;
     producer
         .partition_count(&args.topic)

@@ -47,15 +47,58 @@ pub struct ProduceArgs {
     /// Write every record to this partition instead of letting the partitioner choose.
     #[arg(long)]
     partition: Option<i32>,
+    #[command(flatten)]
+    producer: ProducerArgs,
+}
+
+/// Producer settings shared by `gregor produce` and `gregor perf produce`, under our names and
+/// the ones Kafka's console producer and producer perf test use, so their scripts work as is.
+#[derive(Args, Debug)]
+pub(crate) struct ProducerArgs {
     /// acks: all (-1), 1 or 0.
-    #[arg(long)]
+    #[arg(long, alias = "request-required-acks")]
     acks: Option<String>,
     /// compression.type: none, gzip, snappy, lz4 or zstd.
-    #[arg(long = "compression-type", value_name = "CODEC")]
+    #[arg(
+        long = "compression-type",
+        alias = "compression-codec",
+        value_name = "CODEC"
+    )]
     compression_type: Option<String>,
-    /// Any producer setting under its Kafka name (repeatable), e.g. linger.ms=10.
-    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    /// Any producer setting under its Kafka name (repeatable, or several after one flag as
+    /// `--producer-props` takes them), e.g. linger.ms=10.
+    #[arg(
+        long = "producer-property",
+        alias = "producer-props",
+        value_name = "KEY=VALUE",
+        num_args = 1..
+    )]
     producer_property: Vec<String>,
+    /// A properties file of producer settings (overridden by the flags above).
+    #[arg(long = "producer.config", value_name = "FILE")]
+    producer_config: Option<PathBuf>,
+}
+
+impl ProducerArgs {
+    /// The producer config: the connection's properties, then `--producer.config`, then
+    /// `--acks`, `--compression-type` and `--producer-property` (the last one given for a key
+    /// wins).
+    pub(crate) fn config(&self, connect: &ConnectArgs) -> Result<ProducerConfig> {
+        let mut pairs = connect.properties()?;
+        if let Some(path) = &self.producer_config {
+            for (k, v) in super::read_properties(path)? {
+                super::set_property(&mut pairs, &k, &v);
+            }
+        }
+        if let Some(acks) = &self.acks {
+            super::set_property(&mut pairs, "acks", acks);
+        }
+        if let Some(codec) = &self.compression_type {
+            super::set_property(&mut pairs, "compression.type", codec);
+        }
+        super::merge_properties(&mut pairs, &self.producer_property, "--producer-property")?;
+        Ok(ProducerConfig::from_properties(pairs)?)
+    }
 }
 
 /// How lines become records (kafka-console-producer's `LineMessageReader` settings).
@@ -82,7 +125,7 @@ impl LineFormat {
             null_marker: None,
         };
         for pair in &args.property {
-            let (key, value) = split_pair(pair, "--property")?;
+            let (key, value) = super::key_value(pair, "--property")?;
             let flag = || -> Result<bool> {
                 value
                     .parse()
@@ -173,44 +216,11 @@ impl LineFormat {
     }
 }
 
-fn split_pair<'a>(pair: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
-    pair.split_once('=')
-        .map(|(k, v)| (k.trim(), v))
-        .with_context(|| format!("{flag} expects KEY=VALUE, got {pair:?}"))
-}
-
-/// The producer config from the connection args, --acks, --compression-type and
-/// --producer-property (the last one given for a key wins).
-pub(crate) fn producer_config(
-    connect: &ConnectArgs,
-    acks: Option<&str>,
-    compression: Option<&str>,
-    properties: &[String],
-) -> Result<ProducerConfig> {
-    let mut pairs = connect.properties()?;
-    if let Some(acks) = acks {
-        pairs.push(("acks".into(), acks.to_string()));
-    }
-    if let Some(codec) = compression {
-        pairs.push(("compression.type".into(), codec.to_string()));
-    }
-    for pair in properties {
-        let (k, v) = split_pair(pair, "--producer-property")?;
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    let mut merged: Vec<(String, String)> = Vec::new();
-    for (k, v) in pairs {
-        merged.retain(|(key, _)| *key != k);
-        merged.push((k, v));
-    }
-    Ok(ProducerConfig::from_properties(merged)?)
-}
-
 /// Explains a failure to reach the topic in the user's terms.
 pub(crate) fn topic_error(topic: &str, error: ClientError) -> anyhow::Error {
     // UNKNOWN_TOPIC_OR_PARTITION
     let hint = if error.code().map(|c| c.0) == Some(3) {
-        "; create it first (gregor topics --create) or enable auto.create.topics.enable"
+        "; create it first (gregor topics create --topic …) or enable auto.create.topics.enable"
     } else {
         ""
     };
@@ -228,12 +238,7 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
             None => (h.clone(), None),
         })
         .collect();
-    let config = producer_config(
-        &args.connect,
-        args.acks.as_deref(),
-        args.compression_type.as_deref(),
-        &args.producer_property,
-    )?;
+    let config = args.producer.config(&args.connect)?;
     let producer = Producer::new(config)?;
     let partitions = producer
         .partition_count(&args.topic)
@@ -250,7 +255,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(1024);
     let file = args.file.clone();
-    let reader = std::thread::spawn(move || {
+    // Detached: after an error the tool exits with it at once instead of waiting for a line
+    // (or EOF) on an interactive stdin; after EOF the thread has already ended.
+    std::thread::spawn(move || {
         let input: Box<dyn BufRead> = match file {
             Some(path) => match std::fs::File::open(&path) {
                 Ok(f) => Box::new(std::io::BufReader::new(f)),
@@ -307,7 +314,6 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     .await;
     drop(rx);
     producer.close().await;
-    let _ = reader.join();
     result
 }
 
@@ -326,6 +332,44 @@ mod tests {
         let mut all = vec!["produce", "--topic", "t"];
         all.extend_from_slice(argv);
         LineFormat::from_args(&Cli::parse_from(all).args).unwrap()
+    }
+
+    #[test]
+    fn kafka_flag_names_work_and_the_last_setting_wins() {
+        let file =
+            std::env::temp_dir().join(format!("gregor-producer-{}.properties", std::process::id()));
+        std::fs::write(&file, "linger.ms=1\nacks=0\nbatch.size=99\n").unwrap();
+        let cli = Cli::parse_from([
+            "produce",
+            "--topic",
+            "t",
+            "--producer.config",
+            file.to_str().unwrap(),
+            "--request-required-acks",
+            "1",
+            "--compression-codec",
+            "gzip",
+            "--producer-props",
+            "linger.ms=7",
+            "client.id=a",
+            "--producer-property",
+            "client.id=b",
+        ]);
+        let config = cli.args.producer.config(&cli.args.connect).unwrap();
+        assert_eq!(config.acks, 1);
+        assert_eq!(config.compression.name(), "gzip");
+        assert_eq!(config.linger, std::time::Duration::from_millis(7));
+        assert_eq!(config.batch_size, 99);
+        assert_eq!(config.common.client_id, "b");
+        std::fs::remove_file(&file).unwrap();
+
+        let cli = Cli::parse_from(["produce", "--topic", "t", "--producer-property", "nokey"]);
+        let err = cli.args.producer.config(&cli.args.connect).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--producer-property expects KEY=VALUE"),
+            "{err}"
+        );
     }
 
     #[test]

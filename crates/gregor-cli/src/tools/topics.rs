@@ -124,14 +124,6 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
     }
 }
 
-/// Splits `key=value`.
-pub fn key_value(pair: &str) -> Result<(String, String)> {
-    match pair.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => bail!("INVALID_CONFIG: expected key=value, got {pair:?}"),
-    }
-}
-
 async fn create(args: CreateArgs) -> Result<()> {
     let admin = admin(&args.connect)?;
     let mut topic = NewTopic::new(
@@ -140,8 +132,8 @@ async fn create(args: CreateArgs) -> Result<()> {
         args.replication_factor.unwrap_or(-1),
     );
     for pair in &args.configs {
-        let (k, v) = key_value(pair)?;
-        topic = topic.with_config(k, v);
+        let (k, v) = super::key_value(pair, "--config")?;
+        topic = topic.with_config(k, v.trim());
     }
     let mut results = admin
         .create_topics(&[topic], false)

@@ -38,7 +38,9 @@ impl ConfigResource {
         }
     }
 
-    fn describe(&self) -> String {
+    /// The resource in words (`topic 'orders'`, `broker '1'`), for messages to users, so the
+    /// library and the tools name resources the same way.
+    pub fn describe(&self) -> String {
         match self {
             ConfigResource::Topic(n) => format!("topic '{n}'"),
             ConfigResource::Broker(n) => format!("broker '{n}'"),
