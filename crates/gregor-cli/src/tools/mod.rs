@@ -101,6 +101,15 @@ pub fn merge_properties(
     Ok(())
 }
 
+/// Runs a tool's async body on a fresh runtime.
+pub fn block_on(work: impl Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(work)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,13 +144,4 @@ mod tests {
         );
         assert!(merge_properties(&mut pairs, &["oops".into()], "--p").is_err());
     }
-}
-
-/// Runs a tool's async body on a fresh runtime.
-pub fn block_on(work: impl Future<Output = Result<()>>) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(work)
 }

@@ -143,7 +143,7 @@ fn refresh_metadata(shared: &Arc<Shared>) {
                 .collect::<Vec<_>>(),
         );
         topics.retain(|t| {
-            !state.resolving.contains(t) && !state.metadata_retry.get(t).is_some_and(|at| *at > now)
+            !state.resolving.contains(t) && state.metadata_retry.get(t).is_none_or(|at| *at <= now)
         });
         for topic in &topics {
             state.resolving.insert(topic.clone());
