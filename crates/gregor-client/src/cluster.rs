@@ -105,6 +105,7 @@ pub struct Cluster {
     state: Mutex<State>,
     /// One lock per address serializing connection setup to it, so concurrent callers share
     /// one connection while a slow or dead broker never holds up connecting to the others.
+    /// Kept for every address ever used: as many as the cluster has brokers.
     connecting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -279,15 +280,21 @@ impl Cluster {
         if let Some(t) = state.metadata.topics.get(name) {
             return Ok(t.clone());
         }
+        let unknown = gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
         let code = state
             .topics
             .get(name)
-            .map(|s| s.error_code)
-            .filter(|&c| c != 0)
-            .unwrap_or(gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+            .map(|s| gregor_protocol::ErrorCode(s.error_code))
+            .filter(|c| c.0 != 0 && *c != unknown)
+            .unwrap_or(unknown);
+        let message = if code == unknown {
+            format!("topic {name} does not exist")
+        } else {
+            format!("topic {name}")
+        };
         Err(ClientError::Kafka {
-            code: gregor_protocol::ErrorCode(code),
-            message: Some(format!("topic {name}")),
+            code,
+            message: Some(message),
         })
     }
 
