@@ -4,8 +4,15 @@
 //!   `group.id`…), validated when built.
 //! - [`connection`]: one pipelined connection per broker, with API version negotiation.
 //! - [`producer`]: batching, partitioning (Kafka's murmur2), retries; results as futures.
+//! - [`consumer`]: assigned partitions or a consumer group (classic protocol: range,
+//!   roundrobin, cooperative-sticky), fetching ahead of `poll`, commits, seeks,
+//!   `read_committed`.
+//! - [`admin`]: topics, configs, consumer groups, offsets and the cluster, as Kafka's
+//!   `AdminClient` manages them.
+//! - [`serialization`]: keys and values to bytes and back, with the Java client's encodings.
 //! - [`cluster`]: brokers, topics and leaders from Metadata; connections by broker id;
 //!   group coordinators.
+//! - [`error`]: typed errors, telling retriable broker errors from mistakes.
 //!
 //! Requests and responses are `kafka-protocol`'s message types; record batches are
 //! `gregor-protocol`'s.
@@ -17,6 +24,7 @@ pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod producer;
+mod protocol_util;
 pub mod serialization;
 
 pub use admin::Admin;

@@ -590,3 +590,156 @@ async fn seeking_an_unassigned_partition_is_an_illegal_state() {
     assert!(consumer.pause(&[tp("u", 0)]).is_err());
     consumer.seek("t", 0, 5).unwrap();
 }
+
+/// Polls until `consumer` owns `n` partitions (or 20 s passed).
+async fn poll_until_assigned(consumer: &mut Consumer, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while consumer.assignment().len() != n {
+        assert!(std::time::Instant::now() < deadline, "no assignment of {n}");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_static_member_reports_it_instead_of_rejoining() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=1\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let props = [
+        ("group.id", "twins"),
+        ("group.instance.id", "twin"),
+        ("heartbeat.interval.ms", "100"),
+        ("session.timeout.ms", "10000"),
+    ];
+    let mut first = Consumer::new(config(&bootstrap, &props)).unwrap();
+    first.subscribe(vec!["tw".into()], None).await.unwrap();
+    poll_until_assigned(&mut first, 1).await;
+    // A second consumer with the same group.instance.id takes the member's place.
+    let mut second = Consumer::new(config(&bootstrap, &props)).unwrap();
+    second.subscribe(vec!["tw".into()], None).await.unwrap();
+    let second = Member::spawn(second);
+    wait_until("the second twin's partition", || {
+        second.assignment.lock().len() == 1
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let err = loop {
+        match first.poll(Duration::from_millis(100)).await {
+            Err(e) => break e,
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "never fenced"),
+        }
+    };
+    assert_eq!(
+        err.code(),
+        Some(gregor_client::ErrorCode::FENCED_INSTANCE_ID),
+        "{err}"
+    );
+    // Fatal: the fenced consumer keeps saying so and never takes the place back (which
+    // would fence the second one in turn; its poll task would then panic).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(first.poll(Duration::from_millis(100)).await.is_err());
+    assert_eq!(second.assignment.lock().len(), 1);
+    let mut second = second.stop().await;
+    second.close().await.unwrap();
+    first.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooperative_rebalance_does_not_hold_up_owned_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    for p in 0..2 {
+        produce(&cluster, "co", p, 200, Compression::None).await;
+    }
+    let props = [
+        ("group.id", "coop"),
+        ("partition.assignment.strategy", "cooperative-sticky"),
+        ("heartbeat.interval.ms", "100"),
+        ("session.timeout.ms", "10000"),
+        ("max.poll.interval.ms", "60000"),
+        ("max.poll.records", "1"),
+    ];
+    let mut a = Consumer::new(config(&bootstrap, &props)).unwrap();
+    a.subscribe(vec!["co".into()], None).await.unwrap();
+    let a = Member::spawn(a);
+    let mut idle = Consumer::new(config(&bootstrap, &props)).unwrap();
+    idle.subscribe(vec!["co".into()], None).await.unwrap();
+    let idle = Member::spawn(idle);
+    wait_until("a 1/1 split", || {
+        a.assignment.lock().len() == 1 && idle.assignment.lock().len() == 1
+    })
+    .await;
+    // Let the follow-up rebalance (cooperative hand-over) finish: no join may be in flight
+    // when the members stop polling.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut a = a.stop().await;
+    for p in 0..2 {
+        produce(&cluster, "co", p, 500, Compression::None).await;
+    }
+    // `idle` stops polling but keeps heartbeating: it will not rejoin, so the rebalance a
+    // newcomer starts stays open (up to max.poll.interval.ms).
+    let idle = idle.stop().await;
+    let mut newcomer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    newcomer.subscribe(vec!["co".into()], None).await.unwrap();
+    let newcomer = Member::spawn(newcomer);
+    // `a` rejoins (its join parks on the coordinator) yet keeps serving its partition at
+    // once, rather than waiting out each poll's timeout on the join.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut polls = 0;
+    while std::time::Instant::now() < until {
+        let started = std::time::Instant::now();
+        let records = a.poll(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "poll took {:?}",
+            started.elapsed()
+        );
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(polls > 10);
+    // Closing mid-rebalance still commits (the generation is the last completed one), and
+    // at once: not behind the JoinGroup still parked on the coordinator.
+    let closing = std::time::Instant::now();
+    a.close().await.unwrap();
+    assert!(
+        closing.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closing.elapsed()
+    );
+    drop(idle);
+    let mut newcomer = newcomer.stop().await;
+    newcomer.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_commit_in_flight_never_lands_after_a_later_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=1\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    produce(&cluster, "ac", 0, 300, Compression::None).await;
+    let props = [
+        ("group.id", "autocommit"),
+        ("auto.commit.interval.ms", "0"),
+        ("max.poll.records", "10"),
+    ];
+    let mut consumer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    consumer.assign(vec![tp("ac", 0)]).await.unwrap();
+    // Every poll starts an auto-commit of the positions before its records; the commit that
+    // follows must still be the one that sticks.
+    for _ in 0..20 {
+        assert!(!poll_n(&mut consumer, 1).await.is_empty());
+        consumer.commit_sync(None).await.unwrap();
+        let position = consumer.position("ac", 0).await.unwrap();
+        let committed = consumer.committed(&[tp("ac", 0)]).await.unwrap();
+        assert_eq!(committed[&tp("ac", 0)], Some(position));
+    }
+    consumer.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}

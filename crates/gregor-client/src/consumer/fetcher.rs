@@ -3,15 +3,21 @@
 //! per-partition buffers that `poll()` drains.
 //!
 //! The buffers are bounded: a partition is fetched again only while its buffer holds less than
-//! `max.partition.fetch.bytes`, and no partition is fetched while everything buffered exceeds
-//! `fetch.max.bytes`. So one consumer reads at close to the broker's speed (the next Fetch
-//! travels while the application handles the previous one) without unbounded memory.
+//! `max.partition.fetch.bytes`, no partition is fetched while everything buffered exceeds
+//! `fetch.max.bytes`, and one answer's batches are decoded only up to
+//! `max.partition.fetch.bytes` per partition (the rest is fetched again later). So what is
+//! buffered stays below about `fetch.max.bytes` plus one decoded answer per leader broker
+//! (at most `max.partition.fetch.bytes` per partition, plus the one batch that crosses it),
+//! while one consumer reads at close to the broker's speed (the next Fetch travels while the
+//! application handles the previous one).
 //!
-//! Every seek bumps the partition's `epoch`; an answer to a Fetch sent before it is dropped,
-//! so records never arrive from a position the application moved away from.
+//! Every seek, and every (re-)assignment, gives the partition a fresh `epoch` from one counter
+//! that only grows; an answer to a Fetch sent before it is dropped, so records never arrive
+//! from a position the application (or a rebalance) moved away from.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,8 +38,17 @@ use crate::error::ClientError;
 /// The newest Fetch version whose semantics this fetcher implements (v13+ names topics by id).
 const FETCH_MAX_VERSION: i16 = 16;
 
+/// Source of partition epochs. One counter for every partition (and consumer) so an epoch is
+/// never handed out twice: a partition revoked and assigned again must not accept the answer
+/// to a Fetch sent for its earlier incarnation.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+fn next_epoch() -> u64 {
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One assigned partition's consumption state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PartitionState {
     /// Next offset `poll()` returns; `None` until initialized (committed offset or reset).
     pub position: Option<i64>,
@@ -43,7 +58,7 @@ pub(crate) struct PartitionState {
     pub fetch_offset: i64,
     /// Paused partitions are neither fetched nor returned.
     pub paused: bool,
-    /// Bumped by every seek; answers to older fetches are dropped.
+    /// Renewed by every seek and assignment; answers to older fetches are dropped.
     pub epoch: u64,
     /// A Fetch for this partition is on its way.
     pub in_flight: bool,
@@ -60,12 +75,29 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
+    /// A newly assigned partition: no position yet, and an epoch no earlier Fetch carried.
+    pub fn new() -> PartitionState {
+        PartitionState {
+            position: None,
+            out_of_range: false,
+            fetch_offset: 0,
+            paused: false,
+            epoch: next_epoch(),
+            in_flight: false,
+            leader: None,
+            topic_id: Uuid::nil(),
+            buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            error: None,
+        }
+    }
+
     /// Moves the partition to `offset`, dropping what was fetched from elsewhere.
     pub fn seek(&mut self, offset: i64) -> usize {
         self.position = Some(offset);
         self.out_of_range = false;
         self.fetch_offset = offset;
-        self.epoch += 1;
+        self.epoch = next_epoch();
         self.in_flight = false;
         self.buffer.clear();
         std::mem::take(&mut self.buffered_bytes)
@@ -187,10 +219,17 @@ impl BrokerFetch {
         }
     }
 
-    /// Picks the partitions to fetch and marks them in flight; `None` once closed.
+    /// Picks the partitions to fetch and marks them in flight; `None` once closed or when this
+    /// broker leads no assigned partition any more (the task ends rather than waking forever;
+    /// `Fetcher::ensure_tasks` starts a new one if it leads some again).
     fn select(&self) -> Option<Vec<Requested>> {
         let mut shared = self.shared.lock();
-        if shared.closed {
+        if shared.closed
+            || !shared
+                .partitions
+                .values()
+                .any(|p| p.leader == Some(self.broker))
+        {
             return None;
         }
         if shared.buffered_bytes >= self.config.fetch_max_bytes.max(1) as usize {
@@ -318,6 +357,7 @@ impl BrokerFetch {
                     r.offset,
                     records.unwrap_or_default(),
                     self.config.read_committed.then_some(aborted),
+                    self.config.max_partition_fetch_bytes.max(1) as usize,
                 ) {
                     Ok((records, next, bytes)) => Outcome::Records(records, next, bytes),
                     Err(e) => Outcome::Fatal(e),
@@ -384,6 +424,11 @@ enum Outcome {
 /// count); a batch cut off at the end (the broker sends whole batches up to the byte limit,
 /// possibly one partial) ends the data.
 ///
+/// Decoding stops before the first batch that would start once `limit` bytes of records are
+/// decoded (a compressed answer can inflate far beyond what was fetched); the next offset is
+/// then that batch's start, so the next Fetch asks for it again. At least one batch is always
+/// decoded, so a batch larger than `limit` still makes progress.
+///
 /// With `read_committed`, `aborted` lists the aborted transactions in range as (producer id,
 /// first offset): a transactional batch of a producer whose aborted transaction has started
 /// (and whose ABORT marker has not been passed yet) is dropped, as the Java client does.
@@ -392,6 +437,7 @@ fn decode(
     from: i64,
     data: Bytes,
     aborted: Option<Vec<(i64, i64)>>,
+    limit: usize,
 ) -> crate::Result<(Vec<ConsumerRecord>, i64, usize)> {
     let mut pending_aborts = aborted.unwrap_or_default();
     pending_aborts.sort_by_key(|(_, first)| std::cmp::Reverse(*first));
@@ -439,6 +485,9 @@ fn decode(
         if batch.attributes().is_transactional() && aborting.contains(&batch.producer_id()) {
             next = next.max(batch.next_offset());
             continue;
+        }
+        if bytes >= limit {
+            break;
         }
         let decoded = batch.records().map_err(|e| corrupt(&e, next))?;
         let base = batch.base_offset();
@@ -532,13 +581,69 @@ mod tests {
                 .map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned())
                 .collect()
         };
-        let (records, next, _) = decode(&tp, 0, data.clone(), Some(vec![(7, 2)])).unwrap();
+        let (records, next, _) =
+            decode(&tp, 0, data.clone(), Some(vec![(7, 2)]), usize::MAX).unwrap();
         assert_eq!(values(&records), ["a", "b", "c"]);
         assert_eq!(next, 6);
-        let (records, _, _) = decode(&tp, 0, data.clone(), None).unwrap();
+        let (records, _, _) = decode(&tp, 0, data.clone(), None, usize::MAX).unwrap();
         assert_eq!(values(&records), ["a", "b", "x", "y", "c"]);
         // Starting inside a batch returns only what follows.
-        let (records, _, _) = decode(&tp, 1, data, None).unwrap();
+        let (records, _, _) = decode(&tp, 1, data, None, usize::MAX).unwrap();
         assert_eq!(records[0].offset, 1);
+    }
+
+    #[test]
+    fn decoding_stops_at_the_limit_and_resumes_at_the_next_batch() {
+        let mut data = batch(0, &["a", "b"], None);
+        data.extend(batch(2, &["c"], None));
+        data.extend(batch(3, &["d"], None));
+        let data = Bytes::from(data);
+        let tp = ("t".to_string(), 0);
+        // A limit of one byte: only the first batch is decoded, and fetching resumes after it.
+        let (records, next, bytes) = decode(&tp, 0, data.clone(), None, 1).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(next, 2);
+        // Just enough for the first batch and one more record: the second batch too.
+        let (records, next, _) = decode(&tp, 0, data.clone(), None, bytes + 1).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(next, 3);
+        let (records, next, _) = decode(&tp, next, data, None, 1).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(next, 4);
+    }
+
+    #[tokio::test]
+    async fn a_task_ends_once_its_broker_leads_nothing() {
+        let config = ConsumerConfig::new("127.0.0.1:1");
+        let cluster = Cluster::new(config.common.clone());
+        let fetcher = Fetcher::new(cluster, Arc::new(config));
+        let task = |broker| BrokerFetch {
+            broker,
+            shared: Arc::clone(&fetcher.shared),
+            data_ready: Arc::clone(&fetcher.data_ready),
+            wake: Arc::clone(&fetcher.wake),
+            cluster: Arc::clone(&fetcher.cluster),
+            config: Arc::clone(&fetcher.config),
+        };
+        let mut p = PartitionState::new();
+        p.leader = Some(1);
+        fetcher.shared.lock().partitions.insert(("t".into(), 0), p);
+        // Broker 1 leads the (not yet positioned) partition: idle, but alive.
+        assert!(task(1).select().is_some_and(|r| r.is_empty()));
+        // Broker 2 leads nothing: its task ends at once instead of waking every 100 ms.
+        tokio::time::timeout(Duration::from_secs(1), task(2).run())
+            .await
+            .expect("the task ends");
+    }
+
+    #[test]
+    fn epochs_are_never_reused_across_reassignment() {
+        // A partition revoked and assigned again must not match a Fetch of its earlier self.
+        let mut first = PartitionState::new();
+        let old = first.epoch;
+        first.seek(5);
+        assert_ne!(first.epoch, old);
+        let again = PartitionState::new();
+        assert!(again.epoch > first.epoch);
     }
 }

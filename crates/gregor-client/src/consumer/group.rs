@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_protocol::ErrorCode;
@@ -31,6 +31,7 @@ use crate::cluster::Cluster;
 use crate::config::ConsumerConfig;
 use crate::connection::BrokerConnection;
 use crate::error::{ClientError, Result};
+use crate::protocol_util;
 
 /// The embedded consumer protocol's version we write (Java 3.x writes 3 for both).
 const PROTOCOL_VERSION: i16 = 3;
@@ -46,6 +47,10 @@ pub(crate) struct GroupState {
     pub needs_join: bool,
     /// The member was fenced: its partitions are lost, not revoked.
     pub lost: bool,
+    /// Another consumer with the same `group.instance.id` took this member's place
+    /// (FENCED_INSTANCE_ID): fatal, as in the Java client, since rejoining would fence that
+    /// other consumer in turn, and the two would take turns forever.
+    pub fenced_instance: bool,
     /// Cached coordinator connection.
     pub coordinator: Option<Arc<BrokerConnection>>,
     /// When the application last called `poll()`.
@@ -101,13 +106,7 @@ impl Membership {
 
     /// The coordinator, looked up if unknown.
     pub async fn coordinator(&self) -> Result<Arc<BrokerConnection>> {
-        let cached = self.state.lock().coordinator.clone();
-        if let Some(c) = cached.filter(|c| !c.is_closed()) {
-            return Ok(c);
-        }
-        let c = coordinator_connection(&self.cluster, &self.group_id).await?;
-        self.state.lock().coordinator = Some(Arc::clone(&c));
-        Ok(c)
+        cached_coordinator(&self.state, &self.cluster, &self.group_id).await
     }
 
     /// Forgets the coordinator after NOT_COORDINATOR or a broken connection.
@@ -115,13 +114,33 @@ impl Membership {
         self.state.lock().coordinator = None;
     }
 
-    /// Takes the rebalance flags: (needs_join, lost).
-    pub fn take_flags(&self) -> (bool, bool) {
+    /// The rebalance flags: (needs_join, lost). They stay set until [`Self::clear_flags`],
+    /// so a `poll()` dropped between reading them and starting the join loses nothing.
+    pub fn flags(&self) -> (bool, bool) {
+        let state = self.state.lock();
+        (state.needs_join, state.lost)
+    }
+
+    /// Clears the rebalance flags once a join is about to start.
+    pub fn clear_flags(&self) {
         let mut state = self.state.lock();
-        let flags = (state.needs_join, state.lost);
         state.needs_join = false;
         state.lost = false;
-        flags
+    }
+
+    /// Takes the `lost` flag alone: set by a join that learnt the member was removed while
+    /// it still held partitions (see [`Joiner::join`]).
+    pub fn take_lost(&self) -> bool {
+        std::mem::take(&mut self.state.lock().lost)
+    }
+
+    /// FENCED_INSTANCE_ID as an error, once another consumer with this `group.instance.id`
+    /// took the member's place; `poll()` reports it instead of rejoining.
+    pub fn fenced_error(&self) -> Option<ClientError> {
+        self.state
+            .lock()
+            .fenced_instance
+            .then(|| fenced_instance_error(&self.group_id, self.instance_id.as_deref()))
     }
 
     /// A detached copy of what a join needs (see [`Joiner`]).
@@ -133,6 +152,7 @@ impl Membership {
             topics: self.topics.clone(),
             last_generation: self.last_generation,
             state: Arc::clone(&self.state),
+            wake: Arc::clone(&self.wake),
             cluster: Arc::clone(&self.cluster),
             config: Arc::clone(&self.config),
         }
@@ -150,11 +170,16 @@ impl Membership {
         self.state.lock().needs_join = true;
     }
 
-    /// (generation, member id) for commits: -1 and "" outside a generation.
+    /// (generation, member id) for commits: -1 and "" in assign mode. While a join is in
+    /// progress, the last completed generation: the coordinator's generation only moves on
+    /// when the join completes, so a cooperative member still owning partitions (or closing
+    /// meanwhile) can commit them, as the Java client does.
     pub fn identity(&self) -> (i32, String) {
         let state = self.state.lock();
         if self.topics.is_empty() {
             (-1, String::new())
+        } else if state.generation < 0 {
+            (self.last_generation, state.member_id.clone())
         } else {
             (state.generation, state.member_id.clone())
         }
@@ -174,27 +199,21 @@ impl Membership {
         self.heartbeat = Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
-                let (member, generation, coordinator) = {
+                let (member, generation) = {
                     let s = state.lock();
-                    (s.member_id.clone(), s.generation, s.coordinator.clone())
+                    (s.member_id.clone(), s.generation)
                 };
                 if generation < 0 {
                     continue;
                 }
                 // A lost coordinator is found again here: without heartbeats the member would
                 // be dropped from the group without ever hearing of it.
-                let coordinator = match coordinator.filter(|c| !c.is_closed()) {
-                    Some(c) => c,
-                    None => match coordinator_connection(&cluster, &group).await {
-                        Ok(c) => {
-                            state.lock().coordinator = Some(Arc::clone(&c));
-                            c
-                        }
-                        Err(e) => {
-                            tracing::debug!(%group, error = %e, "coordinator lookup failed");
-                            continue;
-                        }
-                    },
+                let coordinator = match cached_coordinator(&state, &cluster, &group).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(%group, error = %e, "coordinator lookup failed");
+                        continue;
+                    }
                 };
                 let stalled = state
                     .lock()
@@ -245,7 +264,15 @@ impl Membership {
                 match code {
                     ErrorCode::NONE => continue,
                     ErrorCode::REBALANCE_IN_PROGRESS => s.needs_join = true,
-                    ErrorCode::ILLEGAL_GENERATION | ErrorCode::FENCED_INSTANCE_ID => {
+                    ErrorCode::FENCED_INSTANCE_ID => {
+                        // Fatal: no rejoin, no more heartbeats; poll() reports it.
+                        s.fenced_instance = true;
+                        s.generation = -1;
+                        drop(s);
+                        wake.notify_waiters();
+                        return;
+                    }
+                    ErrorCode::ILLEGAL_GENERATION => {
                         s.needs_join = true;
                         s.lost = true;
                         s.generation = -1;
@@ -292,6 +319,34 @@ impl Membership {
         )
         .await;
         self.state.lock().member_id.clear();
+    }
+}
+
+/// The group's cached coordinator connection, or a new one (then cached) when there is none
+/// or it broke: the one place the consumer's calls, its joins and its heartbeats find the
+/// coordinator.
+pub(crate) async fn cached_coordinator(
+    state: &Mutex<GroupState>,
+    cluster: &Cluster,
+    group: &str,
+) -> Result<Arc<BrokerConnection>> {
+    let cached = state.lock().coordinator.clone();
+    if let Some(c) = cached.filter(|c| !c.is_closed()) {
+        return Ok(c);
+    }
+    let c = coordinator_connection(cluster, group).await?;
+    state.lock().coordinator = Some(Arc::clone(&c));
+    Ok(c)
+}
+
+/// FENCED_INSTANCE_ID for this member, with the ids that clash.
+fn fenced_instance_error(group: &str, instance: Option<&str>) -> ClientError {
+    ClientError::Kafka {
+        code: ErrorCode::FENCED_INSTANCE_ID,
+        message: Some(format!(
+            "another consumer of group {group} uses group.instance.id {}",
+            instance.unwrap_or_default()
+        )),
     }
 }
 
@@ -348,25 +403,24 @@ pub(crate) struct Joiner {
     topics: Vec<String>,
     last_generation: i32,
     state: Arc<Mutex<GroupState>>,
+    /// Wakes `poll()` when the join ends or partitions are found lost.
+    wake: Arc<Notify>,
     cluster: Arc<Cluster>,
     config: Arc<ConsumerConfig>,
 }
 
+/// How one JoinGroup + SyncGroup round ended.
+enum Round {
+    /// This member's assignment.
+    Assigned(Vec<TopicPartition>),
+    /// Rejoin at once (new member id, rebalance restarted).
+    Again,
+    /// The coordinator no longer knows this member or its generation: it was removed from the
+    /// group, so whatever it still owns may already belong to another member.
+    Removed,
+}
+
 impl Joiner {
-    async fn coordinator(&self) -> Result<Arc<BrokerConnection>> {
-        let cached = self.state.lock().coordinator.clone();
-        if let Some(c) = cached.filter(|c| !c.is_closed()) {
-            return Ok(c);
-        }
-        let c = coordinator_connection(&self.cluster, &self.group_id).await?;
-        self.state.lock().coordinator = Some(Arc::clone(&c));
-        Ok(c)
-    }
-
-    fn coordinator_lost(&self) {
-        self.state.lock().coordinator = None;
-    }
-
     fn subscription(&self, owned: &[TopicPartition]) -> Bytes {
         let mut by_topic: HashMap<&str, Vec<i32>> = HashMap::new();
         for (t, p) in owned {
@@ -398,15 +452,44 @@ impl Joiner {
         buf.freeze()
     }
 
-    /// Joins (or rejoins) the group and returns this member's assignment. `owned` is what the
-    /// member still holds (empty under the eager protocol, which revokes everything first).
-    pub async fn join(mut self, owned: Vec<TopicPartition>) -> Result<(Vec<TopicPartition>, i32)> {
+    /// Joins (or rejoins) the group and returns this member's assignment and generation.
+    /// `owned` is what the member still holds (empty under the eager protocol, which revokes
+    /// everything first). If the coordinator says the member was removed meanwhile, those
+    /// partitions are no longer claimed and the `lost` flag tells `poll()` to drop them
+    /// ([`Membership::take_lost`]), as the Java client does in cooperative mode.
+    pub async fn join(
+        mut self,
+        mut owned: Vec<TopicPartition>,
+    ) -> Result<(Vec<TopicPartition>, i32)> {
+        let wake = Arc::clone(&self.wake);
+        let result = self.join_rounds(&mut owned).await;
+        wake.notify_waiters();
+        result
+    }
+
+    async fn join_rounds(
+        &mut self,
+        owned: &mut Vec<TopicPartition>,
+    ) -> Result<(Vec<TopicPartition>, i32)> {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.try_join(&owned).await {
-                Ok(Some(assigned)) => return Ok((assigned, self.state.lock().generation)),
-                Ok(None) => continue,
+            match self.try_join(owned).await {
+                Ok(Round::Assigned(assigned)) => {
+                    return Ok((assigned, self.state.lock().generation));
+                }
+                Ok(Round::Again) => continue,
+                Ok(Round::Removed) => {
+                    if !owned.is_empty() {
+                        owned.clear();
+                        self.state.lock().lost = true;
+                        self.wake.notify_waiters();
+                    }
+                }
+                Err(e) if e.code() == Some(ErrorCode::FENCED_INSTANCE_ID) => {
+                    self.state.lock().fenced_instance = true;
+                    return Err(e);
+                }
                 Err(e) if e.is_retriable() && attempts < 50 => {
                     // An unreachable cluster is reported soon; a timeout is not: JoinGroup may
                     // wait for slow members longer than request.timeout.ms, and rejoining with
@@ -415,7 +498,7 @@ impl Joiner {
                         return Err(e);
                     }
                     tracing::debug!(group = %self.group_id, error = %e, "join failed; retrying");
-                    self.coordinator_lost();
+                    self.state.lock().coordinator = None;
                     tokio::time::sleep(self.cluster.config().retry_backoff).await;
                 }
                 Err(e) => return Err(e),
@@ -423,9 +506,9 @@ impl Joiner {
         }
     }
 
-    /// One JoinGroup + SyncGroup round; `None` means "try again at once".
-    async fn try_join(&mut self, owned: &[TopicPartition]) -> Result<Option<Vec<TopicPartition>>> {
-        let coordinator = self.coordinator().await?;
+    /// One JoinGroup + SyncGroup round.
+    async fn try_join(&mut self, owned: &[TopicPartition]) -> Result<Round> {
+        let coordinator = cached_coordinator(&self.state, &self.cluster, &self.group_id).await?;
         let metadata = self.subscription(owned);
         let member_id = self.state.lock().member_id.clone();
         let request = JoinGroupRequest::default()
@@ -446,18 +529,22 @@ impl Joiner {
                     })
                     .collect(),
             );
-        let response = coordinator.send(&request, 9).await?;
+        // The coordinator may hold JoinGroup until every member rejoins, up to the rebalance
+        // timeout; like the Java client, wait that long plus 5 s before giving up.
+        let timeout = self.config.max_poll_interval + Duration::from_secs(5);
+        let response = coordinator.send_with_timeout(&request, 9, timeout).await?;
         match ErrorCode(response.error_code) {
             ErrorCode::NONE => {}
             ErrorCode::MEMBER_ID_REQUIRED => {
                 self.state.lock().member_id = response.member_id.to_string();
-                return Ok(None);
+                return Ok(Round::Again);
             }
             ErrorCode::UNKNOWN_MEMBER_ID => {
                 self.state.lock().member_id.clear();
-                return Ok(None);
+                return Ok(Round::Removed);
             }
-            ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::ILLEGAL_GENERATION => return Ok(None),
+            ErrorCode::ILLEGAL_GENERATION => return Ok(Round::Removed),
+            ErrorCode::REBALANCE_IN_PROGRESS => return Ok(Round::Again),
             code => {
                 return Err(ClientError::Kafka {
                     code,
@@ -491,9 +578,10 @@ impl Joiner {
             ErrorCode::NONE => {}
             ErrorCode::UNKNOWN_MEMBER_ID => {
                 self.state.lock().member_id.clear();
-                return Ok(None);
+                return Ok(Round::Removed);
             }
-            ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::ILLEGAL_GENERATION => return Ok(None),
+            ErrorCode::ILLEGAL_GENERATION => return Ok(Round::Removed),
+            ErrorCode::REBALANCE_IN_PROGRESS => return Ok(Round::Again),
             code => {
                 return Err(ClientError::Kafka {
                     code,
@@ -501,14 +589,14 @@ impl Joiner {
                 });
             }
         }
-        let assigned = decode_assignment(&response.assignment)?;
+        let assigned = protocol_util::decode_assignment(&response.assignment)?;
         {
+            // `lost` stays: poll() still has to drop what a removal earlier in this join took.
             let mut state = self.state.lock();
             state.generation = generation;
             state.needs_join = false;
-            state.lost = false;
         }
-        Ok(Some(assigned))
+        Ok(Round::Assigned(assigned))
     }
 
     /// The leader's part: read every member's subscription, run the assignor, encode.
@@ -609,22 +697,6 @@ fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
     buf.freeze()
 }
 
-/// Reads this member's assignment from SyncGroup (empty bytes: nothing assigned).
-fn decode_assignment(bytes: &Bytes) -> Result<Vec<TopicPartition>> {
-    if bytes.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let mut buf = bytes.clone();
-    let version = bytes::Buf::get_i16(&mut buf);
-    let assignment = ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3))
-        .map_err(|e| ClientError::Protocol(format!("ConsumerProtocolAssignment: {e}")))?;
-    Ok(assignment
-        .assigned_partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,7 +708,8 @@ mod tests {
             ("a".to_string(), 2),
             ("b".to_string(), 1),
         ];
-        assert_eq!(decode_assignment(&encode_assignment(&tps)).unwrap(), tps);
-        assert!(decode_assignment(&Bytes::new()).unwrap().is_empty());
+        let decode = protocol_util::decode_assignment;
+        assert_eq!(decode(&encode_assignment(&tps)).unwrap(), tps);
+        assert!(decode(&[]).unwrap().is_empty());
     }
 }

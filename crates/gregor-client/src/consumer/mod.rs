@@ -7,9 +7,20 @@
 //!   `SyncGroup` / `Heartbeat`) with the "range", "roundrobin" or "cooperative-sticky"
 //!   assignor, so it can share a group with Java or librdkafka consumers.
 //! * [`Consumer::poll`] returns what the background fetchers (one task per leader broker,
-//!   one Fetch in flight each, buffers bounded by `fetch.max.bytes`) already decoded, and
-//!   drives rebalances and auto-commits, as the Java client's `poll` does. A rebalance runs in
-//!   its own task, so `poll` keeps its timeout while other members rejoin.
+//!   one Fetch in flight each) already decoded, and drives rebalances and auto-commits, as the
+//!   Java client's `poll` does. Fetching pauses once `fetch.max.bytes` is buffered; with the
+//!   answers still in flight, what is buffered stays below about `fetch.max.bytes` plus one
+//!   answer per leader broker, each decoded up to `max.partition.fetch.bytes` per partition.
+//!   A rebalance runs in its own task, so `poll` keeps its timeout while other members
+//!   rejoin, and keeps returning the records of partitions a cooperative rebalance leaves in
+//!   place.
+//! * Auto-commits run in the background, one at a time; a synchronous commit, a rebalance
+//!   and [`Consumer::close`] wait for the one in flight first, so an older commit never lands
+//!   after a newer one.
+//! * A `group.instance.id` another consumer took over (FENCED_INSTANCE_ID) is fatal: `poll`
+//!   reports it from then on instead of rejoining, as in the Java client.
+//! * `poll` is cancel-safe: dropped at an `.await`, it loses neither records nor a pending
+//!   rebalance.
 //! * Heartbeats run in the background every `heartbeat.interval.ms`; a consumer that stops
 //!   calling `poll` for `max.poll.interval.ms` leaves the group and later hears its partitions
 //!   were lost ([`RebalanceListener::on_partitions_lost`]).
@@ -107,8 +118,13 @@ pub struct Consumer {
     group: Option<Membership>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
+    /// The auto-commit in flight, awaited before any later commit so it cannot land after it.
+    auto_commit: Option<tokio::task::JoinHandle<()>>,
     /// A join running in its own task: (assignment, generation) when done.
     pending_join: Option<tokio::task::JoinHandle<Result<JoinOutcome>>>,
+    /// A finished join whose assignment `poll` has not applied yet; kept here so a `poll`
+    /// dropped while committing before the revocation applies it on the next call.
+    joined: Option<JoinOutcome>,
     /// Partition counts of the subscribed topics at the last join, and when they were last
     /// compared with fresh metadata (a change triggers a rebalance, as in the Java client).
     subscribed_counts: HashMap<String, usize>,
@@ -139,7 +155,9 @@ impl Consumer {
             group,
             listener: None,
             last_auto_commit: Instant::now(),
+            auto_commit: None,
             pending_join: None,
+            joined: None,
             subscribed_counts: HashMap::new(),
             last_metadata_check: Instant::now(),
             next_drain: 0,
@@ -169,9 +187,7 @@ impl Consumer {
     /// assignment keep their positions.
     pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
         self.check_open()?;
-        if let Some(join) = self.pending_join.take() {
-            join.abort();
-        }
+        self.abort_join();
         if let Some(group) = &mut self.group
             && !group.topics.is_empty()
         {
@@ -194,7 +210,10 @@ impl Consumer {
         });
         shared.buffered_bytes -= dropped;
         for tp in wanted {
-            shared.partitions.entry(tp.clone()).or_default();
+            shared
+                .partitions
+                .entry(tp.clone())
+                .or_insert_with(PartitionState::new);
         }
         drop(shared);
         self.fetcher.wake.notify_waiters();
@@ -346,8 +365,13 @@ impl Consumer {
             return Ok(p);
         }
         self.update_positions(true).await?;
+        // Resolving succeeded but left no position (the leader's answer lacked the partition):
+        // retriable, as Kafka's OFFSET_NOT_AVAILABLE is.
         self.with_partition(topic, partition, |p| p.position)?
-            .ok_or_else(|| ClientError::Timeout(0, format!("position of {topic}-{partition}")))
+            .ok_or_else(|| ClientError::Kafka {
+                code: ErrorCode::OFFSET_NOT_AVAILABLE,
+                message: Some(format!("no position for {topic}-{partition} yet")),
+            })
     }
 
     /// Stops returning and fetching records of `partitions` until [`Consumer::resume`].
@@ -616,6 +640,7 @@ impl Consumer {
         offsets: Option<HashMap<TopicPartition, i64>>,
     ) -> Result<()> {
         self.check_open()?;
+        self.settle_auto_commit().await;
         let offsets = offsets.unwrap_or_else(|| self.consumed_offsets());
         let group = self.group()?;
         let identity = self.commit_identity(group);
@@ -643,18 +668,10 @@ impl Consumer {
         let offsets = offsets.unwrap_or_else(|| self.consumed_offsets());
         let group = self.group()?;
         let identity = self.commit_identity(group);
-        let cached = group.state.lock().coordinator.clone();
         let cluster = Arc::clone(&self.cluster);
         let state = Arc::clone(&group.state);
         Ok(tokio::spawn(async move {
-            let coordinator = match cached.filter(|c| !c.is_closed()) {
-                Some(c) => c,
-                None => {
-                    let c = group::coordinator_connection(&cluster, &identity.group).await?;
-                    state.lock().coordinator = Some(Arc::clone(&c));
-                    c
-                }
-            };
+            let coordinator = group::cached_coordinator(&state, &cluster, &identity.group).await?;
             let result = offsets::commit(coordinator, identity, offsets).await;
             if result.as_ref().is_err_and(ClientError::is_retriable) {
                 state.lock().coordinator = None;
@@ -663,20 +680,33 @@ impl Consumer {
         }))
     }
 
+    /// Starts an auto-commit when `auto.commit.interval.ms` has passed and the previous one
+    /// is done (one at a time, so they land in order).
     fn maybe_auto_commit(&mut self) {
         if !self.config.enable_auto_commit
             || self.group.is_none()
             || self.last_auto_commit.elapsed() < self.config.auto_commit_interval
+            || self.auto_commit.as_ref().is_some_and(|h| !h.is_finished())
         {
             return;
         }
         self.last_auto_commit = Instant::now();
-        if let Ok(handle) = self.commit_async(None) {
-            tokio::spawn(async move {
-                if let Ok(Err(e)) = handle.await {
+        if let Ok(commit) = self.commit_async(None) {
+            // Failures are only logged: the next auto-commit stores newer offsets anyway.
+            self.auto_commit = Some(tokio::spawn(async move {
+                if let Ok(Err(e)) = commit.await {
                     tracing::debug!(error = %e, "auto-commit failed");
                 }
-            });
+            }));
+        }
+    }
+
+    /// Waits for the auto-commit in flight, if any, so a commit made after it is not
+    /// overwritten by it.
+    async fn settle_auto_commit(&mut self) {
+        if let Some(handle) = self.auto_commit.as_mut() {
+            let _ = handle.await;
+            self.auto_commit = None;
         }
     }
 
@@ -706,75 +736,139 @@ impl Consumer {
     }
 
     /// Runs a rebalance if the group asked for one (or the subscription is new). The join
-    /// itself runs in its own task; this waits for it at most until `deadline`, so `poll` keeps
-    /// its timeout while other members take their time to rejoin.
+    /// itself runs in its own task; while this consumer owns partitions (a cooperative
+    /// rebalance) `poll` only checks whether it finished and goes on returning their records,
+    /// otherwise it waits for the join at most until `deadline`, so `poll` keeps its timeout
+    /// while other members take their time to rejoin.
     async fn maintain_group(&mut self, deadline: Instant) -> Result<()> {
         let Some(group) = &self.group else {
             return Ok(());
         };
+        if let Some(e) = group.fenced_error() {
+            return Err(e);
+        }
         if group.topics.is_empty() {
             return Ok(());
         }
-        if self.pending_join.is_none() {
-            self.check_partition_counts().await;
-            let group = self.group.as_ref().expect("checked above");
-            let (needs_join, lost) = group.take_flags();
-            if !needs_join {
+        if self.joined.is_none() {
+            if self.pending_join.is_none() && !self.start_join().await {
                 return Ok(());
             }
-            let cooperative = group.cooperative();
-            let owned = self.assignment();
-            if lost && !owned.is_empty() {
-                if let Some(l) = &mut self.listener {
-                    l.on_partitions_lost(&owned);
-                }
-                self.set_assignment(&BTreeSet::new());
-            } else if !cooperative && !owned.is_empty() {
-                self.commit_before_revoke(&owned).await;
-                if let Some(l) = &mut self.listener {
-                    l.on_partitions_revoked(&owned);
-                }
-                self.set_assignment(&BTreeSet::new());
+            self.drop_lost_partitions();
+            match self.finished_join(deadline).await? {
+                Some(outcome) => self.joined = Some(outcome),
+                None => return Ok(()),
             }
-            let owned = self.assignment();
-            let joiner = self.group.as_ref().expect("checked above").joiner();
-            self.pending_join = Some(tokio::spawn(joiner.join(owned)));
         }
-        let handle = self.pending_join.as_mut().expect("set above");
+        self.apply_join().await;
+        Ok(())
+    }
+
+    /// Stops a join in progress (assign, close, drop). Its JoinGroup may still be parked on
+    /// the group's coordinator connection, and a broker answers one connection's requests in
+    /// order, so that connection is given up: a closing commit or LeaveGroup would otherwise
+    /// wait behind it until the rebalance ends or `request.timeout.ms` passes.
+    fn abort_join(&mut self) {
+        self.joined = None;
+        if let Some(join) = self.pending_join.take() {
+            join.abort();
+            if let Some(group) = &self.group {
+                group.coordinator_lost();
+            }
+        }
+    }
+
+    /// Starts a join if the group asked for one (false if it did not), first giving up what
+    /// the eager protocol revokes or what was lost. The flags are cleared only once the join
+    /// starts, so a `poll` dropped while committing starts it next time.
+    async fn start_join(&mut self) -> bool {
+        self.check_partition_counts().await;
+        let group = self.group.as_ref().expect("called with a group");
+        let (needs_join, lost) = group.flags();
+        if !needs_join {
+            return false;
+        }
+        let cooperative = group.cooperative();
+        let owned = self.assignment();
+        if lost && !owned.is_empty() {
+            if let Some(l) = &mut self.listener {
+                l.on_partitions_lost(&owned);
+            }
+            self.set_assignment(&BTreeSet::new());
+        } else if !cooperative && !owned.is_empty() {
+            self.commit_before_revoke(&owned).await;
+            if let Some(l) = &mut self.listener {
+                l.on_partitions_revoked(&owned);
+            }
+            self.set_assignment(&BTreeSet::new());
+        }
+        let owned = self.assignment();
+        let group = self.group.as_ref().expect("called with a group");
+        group.clear_flags();
+        self.pending_join = Some(tokio::spawn(group.joiner().join(owned)));
+        true
+    }
+
+    /// Drops every partition when the join in progress learnt that the member was removed
+    /// from the group while it owned them: another member may own them already.
+    fn drop_lost_partitions(&mut self) {
+        if !self.group.as_ref().is_some_and(Membership::take_lost) {
+            return;
+        }
+        let owned = self.assignment();
+        if owned.is_empty() {
+            return;
+        }
+        if let Some(l) = &mut self.listener {
+            l.on_partitions_lost(&owned);
+        }
+        self.set_assignment(&BTreeSet::new());
+    }
+
+    /// The pending join's outcome once it is done (`None`: not yet); see
+    /// [`Consumer::maintain_group`] for how long this waits.
+    async fn finished_join(&mut self, deadline: Instant) -> Result<Option<JoinOutcome>> {
+        let owns_partitions = !self.fetcher.shared.lock().partitions.is_empty();
+        let handle = self.pending_join.as_mut().expect("a join is pending");
+        if owns_partitions && !handle.is_finished() {
+            return Ok(None);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(left, handle).await {
-            Err(_) => return Ok(()), // still joining; the next poll waits again
-            Ok(outcome) => outcome,
+        let Ok(outcome) = tokio::time::timeout(left, handle).await else {
+            return Ok(None); // still joining; the next poll looks again
         };
         self.pending_join = None;
-        let group = self.group.as_mut().expect("checked above");
-        let (assigned, generation) = match outcome {
-            Ok(Ok(done)) => done,
+        let group = self.group.as_ref().expect("called with a group");
+        match outcome {
+            Ok(Ok(done)) => Ok(Some(done)),
             Ok(Err(e)) => {
                 group.request_rejoin();
-                return Err(e);
+                Err(e)
             }
             Err(e) => {
                 group.request_rejoin();
-                return Err(ClientError::Protocol(format!("join task failed: {e}")));
-            }
-        };
-        group.finish_join(generation);
-        let topics = group.topics.clone();
-        self.subscribed_counts.clear();
-        for topic in topics {
-            if let Ok(info) = self.cluster.topic(&topic).await {
-                self.subscribed_counts.insert(topic, info.partitions.len());
+                Err(ClientError::Protocol(format!("join task failed: {e}")))
             }
         }
-        self.last_metadata_check = Instant::now();
+    }
+
+    /// Applies the finished join in `self.joined`: commits and revokes what moves to another
+    /// member (cooperative; a follow-up rebalance then hands it over), takes the rest, and
+    /// tells the listener. A `poll` dropped while committing applies it again next time.
+    async fn apply_join(&mut self) {
+        let (assigned, generation) = self.joined.clone().expect("called after a join");
+        self.drop_lost_partitions();
         let assigned: BTreeSet<TopicPartition> = assigned.into_iter().collect();
         let owned: BTreeSet<TopicPartition> = self.assignment().into_iter().collect();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
         let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
+        self.group
+            .as_mut()
+            .expect("called with a group")
+            .finish_join(generation);
+        self.commit_before_revoke(&revoked).await;
+        self.joined = None;
         if !revoked.is_empty() {
-            // Cooperative: give up what moves, then rebalance again so it can be handed over.
-            self.commit_before_revoke(&revoked).await;
             if let Some(l) = &mut self.listener {
                 l.on_partitions_revoked(&revoked);
             }
@@ -786,7 +880,25 @@ impl Consumer {
         if let Some(l) = &mut self.listener {
             l.on_partitions_assigned(&added);
         }
-        Ok(())
+        self.record_partition_counts().await;
+    }
+
+    /// Remembers the subscribed topics' partition counts after a join, for
+    /// [`Consumer::check_partition_counts`].
+    async fn record_partition_counts(&mut self) {
+        let topics = self
+            .group
+            .as_ref()
+            .map(|g| g.topics.clone())
+            .unwrap_or_default();
+        let mut counts = HashMap::new();
+        for topic in topics {
+            if let Ok(info) = self.cluster.topic(&topic).await {
+                counts.insert(topic, info.partitions.len());
+            }
+        }
+        self.subscribed_counts = counts;
+        self.last_metadata_check = Instant::now();
     }
 
     /// Every `metadata.max.age.ms`, compares the subscribed topics' partition counts with the
@@ -814,23 +926,32 @@ impl Consumer {
         }
     }
 
-    /// Commits (with auto-commit), revokes, leaves the group (dynamic members) and stops the
-    /// fetchers. The consumer cannot be used afterwards.
+    /// Waits for an auto-commit in flight, commits (with auto-commit), revokes, leaves the
+    /// group (dynamic members) and stops the fetchers. The consumer cannot be used afterwards.
     pub async fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
-        if let Some(join) = self.pending_join.take() {
-            join.abort();
-        }
+        self.abort_join();
+        self.settle_auto_commit().await;
         let owned = self.assignment();
         let mut result = Ok(());
+        // A member fenced by its own group.instance.id owns nothing any more: no commit, and
+        // its partitions are lost rather than revoked (as the Java client closes).
+        let fenced = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.fenced_error().is_some());
         if self.group.is_some() {
-            if self.config.enable_auto_commit && !owned.is_empty() {
+            if self.config.enable_auto_commit && !owned.is_empty() && !fenced {
                 result = self.commit_sync(None).await;
             }
-            if self.group.as_ref().is_some_and(|g| !g.topics.is_empty()) {
-                if let Some(l) = &mut self.listener {
+            if self.group.as_ref().is_some_and(|g| !g.topics.is_empty())
+                && let Some(l) = &mut self.listener
+            {
+                if fenced {
+                    l.on_partitions_lost(&owned);
+                } else {
                     l.on_partitions_revoked(&owned);
                 }
             }
@@ -848,9 +969,7 @@ impl Drop for Consumer {
     /// Dropping without [`Consumer::close`] stops the background tasks at once; no commit,
     /// no LeaveGroup (the session timeout removes the member).
     fn drop(&mut self) {
-        if let Some(join) = self.pending_join.take() {
-            join.abort();
-        }
+        self.abort_join();
         self.fetcher.shutdown();
     }
 }

@@ -5,20 +5,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{
-    BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
-};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::TopicPartition;
 use crate::cluster::Cluster;
 use crate::connection::BrokerConnection;
 use crate::error::{ClientError, Result};
+use crate::protocol_util;
 
 /// ListOffsets' special timestamp for the log start offset.
 pub const EARLIEST: i64 = -2;
@@ -31,71 +29,23 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Asks each partition's leader for the offset at `timestamp` ([`EARLIEST`], [`LATEST`] or
 /// milliseconds: the first offset whose timestamp is at least that). A partition with no such
-/// record maps to `None`.
+/// record maps to `None`. A partition without a leader fails with the retriable
+/// `LEADER_NOT_AVAILABLE`.
 pub async fn list_offsets(
     cluster: &Cluster,
     partitions: &[TopicPartition],
     timestamp: i64,
     read_committed: bool,
 ) -> Result<HashMap<TopicPartition, Option<i64>>> {
-    let mut by_leader: HashMap<i32, Vec<&TopicPartition>> = HashMap::new();
-    for tp in partitions {
-        let topic = cluster.topic(&tp.0).await?;
-        let leader = topic
-            .partitions
-            .iter()
-            .find(|p| p.id == tp.1)
-            .map(|p| p.leader)
-            .ok_or_else(|| unknown_partition(tp))?;
-        by_leader.entry(leader).or_default().push(tp);
-    }
-    let mut out = HashMap::new();
-    for (leader, tps) in by_leader {
-        let connection = cluster.connection(leader).await?;
-        let mut topics: HashMap<&str, Vec<ListOffsetsPartition>> = HashMap::new();
-        for tp in &tps {
-            topics.entry(&tp.0).or_default().push(
-                ListOffsetsPartition::default()
-                    .with_partition_index(tp.1)
-                    .with_current_leader_epoch(-1)
-                    .with_timestamp(timestamp),
-            );
-        }
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_isolation_level(i8::from(read_committed))
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        ListOffsetsTopic::default()
-                            .with_name(topic_name(name))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            );
-        let response = connection.send(&request, 8).await?;
-        for topic in response.topics {
-            for p in topic.partitions {
-                let tp = (topic.name.0.to_string(), p.partition_index);
-                if let Some(e) = ClientError::from_code(p.error_code, None) {
-                    if e.is_retriable() {
-                        cluster.invalidate(&tp.0);
-                    }
-                    return Err(e);
-                }
-                out.insert(tp, (p.offset >= 0).then_some(p.offset));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn unknown_partition(tp: &TopicPartition) -> ClientError {
-    ClientError::Kafka {
-        code: gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-        message: Some(format!("{}-{} does not exist", tp.0, tp.1)),
-    }
+    let queries = partitions
+        .iter()
+        .map(|tp| (tp.clone(), timestamp))
+        .collect();
+    let listed = protocol_util::list_offsets(cluster, queries, read_committed).await?;
+    Ok(listed
+        .into_iter()
+        .map(|(tp, l)| (tp, (l.offset >= 0).then_some(l.offset)))
+        .collect())
 }
 
 /// The group's committed offsets for `partitions` (`None`: nothing committed).
