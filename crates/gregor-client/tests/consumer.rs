@@ -12,8 +12,9 @@ use gregor_client::Cluster;
 use gregor_client::config::{CommonConfig, ConsumerConfig};
 use gregor_client::consumer::{Consumer, ConsumerRecord, RebalanceListener, TopicPartition};
 use gregor_protocol::batch::{Compression, RecordBatchBuilder, RecordHeader};
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{GroupId, LeaveGroupRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 
@@ -645,12 +646,15 @@ async fn a_fenced_static_member_reports_it_instead_of_rejoining() {
     broker.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cooperative_rebalance_does_not_hold_up_owned_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = common::start(dir.path(), "num.partitions=2\n").await;
-    let bootstrap = common::bootstrap(&broker);
-    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+/// A cooperative group on topic `co` (two partitions, plenty of records) where a rebalance
+/// stays open: `a` and `idle` split the partitions, `idle` then stops polling (it keeps
+/// heartbeating but never rejoins), and `newcomer` joins. `a` (with `listener`, `client.id`
+/// "a") is returned unpolled: its next polls rejoin and its JoinGroup parks.
+async fn park_a_cooperative_rebalance(
+    bootstrap: &str,
+    listener: Option<Box<dyn RebalanceListener>>,
+) -> (Consumer, Consumer, Member) {
+    let cluster = Cluster::new(CommonConfig::new(bootstrap));
     for p in 0..2 {
         produce(&cluster, "co", p, 200, Compression::None).await;
     }
@@ -662,10 +666,11 @@ async fn a_cooperative_rebalance_does_not_hold_up_owned_partitions() {
         ("max.poll.interval.ms", "60000"),
         ("max.poll.records", "1"),
     ];
-    let mut a = Consumer::new(config(&bootstrap, &props)).unwrap();
-    a.subscribe(vec!["co".into()], None).await.unwrap();
+    let a_props: Vec<(&str, &str)> = props.iter().copied().chain([("client.id", "a")]).collect();
+    let mut a = Consumer::new(config(bootstrap, &a_props)).unwrap();
+    a.subscribe(vec!["co".into()], listener).await.unwrap();
     let a = Member::spawn(a);
-    let mut idle = Consumer::new(config(&bootstrap, &props)).unwrap();
+    let mut idle = Consumer::new(config(bootstrap, &props)).unwrap();
     idle.subscribe(vec!["co".into()], None).await.unwrap();
     let idle = Member::spawn(idle);
     wait_until("a 1/1 split", || {
@@ -675,16 +680,22 @@ async fn a_cooperative_rebalance_does_not_hold_up_owned_partitions() {
     // Let the follow-up rebalance (cooperative hand-over) finish: no join may be in flight
     // when the members stop polling.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut a = a.stop().await;
+    let a = a.stop().await;
     for p in 0..2 {
         produce(&cluster, "co", p, 500, Compression::None).await;
     }
-    // `idle` stops polling but keeps heartbeating: it will not rejoin, so the rebalance a
-    // newcomer starts stays open (up to max.poll.interval.ms).
     let idle = idle.stop().await;
-    let mut newcomer = Consumer::new(config(&bootstrap, &props)).unwrap();
+    let mut newcomer = Consumer::new(config(bootstrap, &props)).unwrap();
     newcomer.subscribe(vec!["co".into()], None).await.unwrap();
-    let newcomer = Member::spawn(newcomer);
+    (a, idle, Member::spawn(newcomer))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooperative_rebalance_does_not_hold_up_owned_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let (mut a, idle, newcomer) = park_a_cooperative_rebalance(&bootstrap, None).await;
     // `a` rejoins (its join parks on the coordinator) yet keeps serving its partition at
     // once, rather than waiting out each poll's timeout on the join.
     let until = std::time::Instant::now() + Duration::from_secs(3);
@@ -741,5 +752,72 @@ async fn an_auto_commit_in_flight_never_lands_after_a_later_commit() {
         assert_eq!(committed[&tp("ac", 0)], Some(position));
     }
     consumer.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_during_its_cooperative_join_loses_its_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), "num.partitions=2\n").await;
+    let bootstrap = common::bootstrap(&broker);
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    struct LostRecorder(Arc<Mutex<Vec<TopicPartition>>>);
+    impl RebalanceListener for LostRecorder {
+        fn on_partitions_revoked(&mut self, _: &[TopicPartition]) {}
+        fn on_partitions_assigned(&mut self, _: &[TopicPartition]) {}
+        fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+            self.0.lock().extend_from_slice(partitions);
+        }
+    }
+    let listener = Box::new(LostRecorder(Arc::clone(&lost)));
+    let (mut a, idle, newcomer) = park_a_cooperative_rebalance(&bootstrap, Some(listener)).await;
+    let owned = a.assignment();
+    assert_eq!(owned.len(), 1);
+    // `a` hears of the rebalance (heartbeat) and rejoins; its JoinGroup parks (`idle` does
+    // not rejoin). Its polls return at once (records are buffered): poll for a while.
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        a.poll(Duration::from_millis(100)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.assignment(), owned);
+    // The group drops `a` meanwhile (as an operator's LeaveGroup for it would).
+    let admin = gregor_client::Admin::new(CommonConfig::new(&bootstrap));
+    let described = admin.describe_groups(&["coop".into()]).await.unwrap();
+    let member_id = described["coop"]
+        .as_ref()
+        .unwrap()
+        .members
+        .iter()
+        .find(|m| m.client_id == "a")
+        .expect("a is a member")
+        .member_id
+        .clone();
+    let cluster = Cluster::new(CommonConfig::new(&bootstrap));
+    let coordinator = cluster.coordinator("coop", 0).await.unwrap();
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("coop")))
+        .with_members(vec![
+            MemberIdentity::default().with_member_id(StrBytes::from_string(member_id)),
+        ]);
+    let response = coordinator.send(&leave, 5).await.unwrap();
+    assert_eq!(response.error_code, 0);
+    // Its join hears UNKNOWN_MEMBER_ID: the partition is lost (another member may own it
+    // already) and no longer served, while `a` joins again as a new member.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !a.assignment().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still owns {:?}",
+            a.assignment()
+        );
+        a.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(*lost.lock(), owned);
+    assert!(a.poll(Duration::from_millis(200)).await.unwrap().is_empty());
+    a.close().await.unwrap();
+    drop(idle);
+    let mut newcomer = newcomer.stop().await;
+    newcomer.close().await.unwrap();
     broker.shutdown().await.unwrap();
 }
