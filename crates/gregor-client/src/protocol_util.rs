@@ -56,7 +56,7 @@ pub(crate) async fn by_leader<T>(
 
 /// One partition's ListOffsets answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ListedOffset {
+pub struct ListedOffset {
     /// The offset; -1 when no record matches a timestamp lookup.
     pub offset: i64,
     /// The matching record's timestamp (-1 for the log start and end).

@@ -25,10 +25,9 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use gregor_client::ClientError;
 use gregor_client::config::ConsumerConfig;
 use gregor_client::consumer::{Consumer, ConsumerRecord};
 use serde_json::{Map, Value, json};
@@ -127,9 +126,7 @@ impl LineFormat {
             null_literal: "null".into(),
         };
         for pair in &args.property {
-            let (key, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--property expects KEY=VALUE, got {pair:?}"))?;
+            let (key, value) = super::key_value(pair, "--property")?;
             let flag = || match value.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
@@ -251,23 +248,6 @@ fn check(args: &ConsumeArgs) -> Result<Option<Start>> {
     Ok(start)
 }
 
-/// A client error as one line: Kafka's error name, then what to do.
-fn explain(error: ClientError) -> anyhow::Error {
-    match error {
-        ClientError::Kafka { code, message } => anyhow!(
-            "{}: {}",
-            code.name(),
-            message.unwrap_or_else(|| "the broker refused the request".to_string())
-        ),
-        ClientError::Connect { addr, message } => anyhow!(
-            "NETWORK_EXCEPTION: cannot connect to {addr} ({message}); check --bootstrap-server \
-             and that a broker is running there"
-        ),
-        ClientError::Config { key, message } => anyhow!("INVALID_CONFIG: {key}: {message}"),
-        other => anyhow!("{other}"),
-    }
-}
-
 /// Runs `gregor consume`.
 pub async fn run(args: ConsumeArgs) -> Result<()> {
     let start = check(&args)?;
@@ -285,19 +265,19 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     if let Some(group) = &args.group {
         properties.push(("group.id".into(), group.clone()));
     }
-    for pair in &args.consumer_property {
-        let (k, v) = pair
-            .split_once('=')
-            .with_context(|| format!("--consumer-property expects KEY=VALUE, got {pair:?}"))?;
-        properties.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let config = ConsumerConfig::from_properties(properties).map_err(explain)?;
-    let mut consumer = Consumer::new(config).map_err(explain)?;
+    super::merge_properties(
+        &mut properties,
+        &args.consumer_property,
+        "--consumer-property",
+    )?;
+    let config =
+        ConsumerConfig::from_properties(properties).map_err(super::output::client_error)?;
+    let mut consumer = Consumer::new(config).map_err(super::output::client_error)?;
     let topic = consumer
         .cluster()
         .topic(&args.topic)
         .await
-        .map_err(explain)?;
+        .map_err(super::output::client_error)?;
     if let Some(p) = args.partition
         && !topic.partitions.iter().any(|info| info.id == p)
     {
@@ -311,7 +291,7 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         consumer
             .subscribe(vec![args.topic.clone()], None)
             .await
-            .map_err(explain)?;
+            .map_err(super::output::client_error)?;
     } else {
         let partitions: Vec<(String, i32)> = match args.partition {
             Some(p) => vec![(args.topic.clone(), p)],
@@ -321,7 +301,10 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
                 .map(|p| (args.topic.clone(), p.id))
                 .collect(),
         };
-        consumer.assign(partitions).await.map_err(explain)?;
+        consumer
+            .assign(partitions)
+            .await
+            .map_err(super::output::client_error)?;
         match (start, args.timestamp) {
             (Some(Start::Earliest), _) => consumer.seek_to_beginning(&[]).await,
             (Some(Start::Latest), _) => consumer.seek_to_end(&[]).await,
@@ -329,14 +312,14 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
             (None, Some(ms)) => consumer.seek_to_timestamp(&[], ms).await,
             (None, None) => Ok(()),
         }
-        .map_err(explain)?;
+        .map_err(super::output::client_error)?;
     }
 
     let result = consume(&mut consumer, &args).await;
     let closed = consumer.close().await;
     let count = result?;
     eprintln!("Processed a total of {count} messages");
-    closed.map_err(explain)
+    closed.map_err(super::output::client_error)
 }
 
 /// The poll-and-print loop; returns how many records were printed.
@@ -358,7 +341,7 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
             wait = wait.min(left);
         }
         let records = tokio::select! {
-            records = consumer.poll(wait) => records.map_err(explain)?,
+            records = consumer.poll(wait) => records.map_err(super::output::client_error)?,
             _ = &mut ctrl_c => return Ok(count),
         };
         if records.is_empty() {
@@ -382,7 +365,7 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
                 if args.group.is_some() {
                     consumer
                         .seek(&record.topic, record.partition, record.offset + 1)
-                        .map_err(explain)?;
+                        .map_err(super::output::client_error)?;
                     rewind_others(consumer, &records, record)?;
                 }
                 return Ok(count);
@@ -418,7 +401,9 @@ fn rewind_others(
         }
     }
     for (t, p, o) in first_unprinted {
-        consumer.seek(t, p, o).map_err(explain)?;
+        consumer
+            .seek(t, p, o)
+            .map_err(super::output::client_error)?;
     }
     Ok(())
 }

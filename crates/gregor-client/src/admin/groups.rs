@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Buf;
-use kafka_protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -16,10 +14,10 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
     ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::Decodable;
 
 use super::{Admin, ItemResults, TopicPartition, check, text};
 use crate::error::{ClientError, Result};
+use crate::protocol_util;
 
 /// A group in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,26 +78,13 @@ pub struct OffsetAndMetadata {
     pub metadata: String,
 }
 
-/// Decodes a consumer-protocol assignment (2-byte version, then the body at that version).
+/// Decodes a consumer-protocol assignment; bytes that are not one assign nothing.
 fn decode_assignment(bytes: &[u8]) -> Vec<TopicPartition> {
-    if bytes.len() < 2 {
-        return Vec::new();
-    }
-    let mut buf = bytes::Bytes::copy_from_slice(bytes);
-    let version = buf.get_i16().clamp(0, 3);
-    match ConsumerProtocolAssignment::decode(&mut buf, version) {
-        Ok(a) => a
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|tp| {
-                let topic = tp.topic.0.to_string();
-                tp.partitions
-                    .into_iter()
-                    .map(move |p| TopicPartition::new(topic.clone(), p))
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    protocol_util::decode_assignment(bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(topic, partition)| TopicPartition::new(topic, partition))
+        .collect()
 }
 
 impl Admin {
@@ -480,6 +465,7 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::ConsumerProtocolAssignment;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as Assigned;
     use kafka_protocol::protocol::Encodable;
 

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, DeleteRecordsRequest, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{DeleteRecordsRequest, TopicName};
 
 use super::{Admin, TopicPartition, check, text};
-use crate::error::{ClientError, Result};
+use crate::error::Result;
+use crate::protocol_util;
 
 /// Which offset of a partition to look up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +37,7 @@ impl OffsetSpec {
     }
 }
 
-/// The answer for one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListedOffset {
-    /// The offset (-1 if no record matches a timestamp lookup).
-    pub offset: i64,
-    /// The matching record's timestamp (-1 for earliest/latest).
-    pub timestamp: i64,
-    /// The leader epoch of that offset, if known.
-    pub leader_epoch: Option<i32>,
-}
+pub use crate::protocol_util::ListedOffset;
 
 impl Admin {
     /// The partitions' leaders, grouped: leader id → partitions. Unknown topics or partitions
@@ -57,29 +48,12 @@ impl Admin {
     ) -> Result<BTreeMap<i32, Vec<(&'a TopicPartition, &'a V)>>> {
         let mut topics: Vec<String> = items.keys().map(|tp| tp.topic.clone()).collect();
         topics.dedup();
-        let metadata = self.cluster.refresh(Some(&topics)).await?;
-        let mut by_leader: BTreeMap<i32, Vec<_>> = BTreeMap::new();
-        for (tp, value) in items {
-            let partition = metadata
-                .topics
-                .get(&tp.topic)
-                .and_then(|t| t.partitions.iter().find(|p| p.id == tp.partition))
-                .ok_or_else(|| ClientError::Kafka {
-                    code: gregor_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                    message: Some(format!("partition {tp} does not exist")),
-                })?;
-            if partition.leader < 0 {
-                return Err(ClientError::Kafka {
-                    code: gregor_protocol::ErrorCode::LEADER_NOT_AVAILABLE,
-                    message: Some(format!("partition {tp} has no leader")),
-                });
-            }
-            by_leader
-                .entry(partition.leader)
-                .or_default()
-                .push((tp, value));
-        }
-        Ok(by_leader)
+        // Admin calls act on what the cluster is now, not on a cached view.
+        self.cluster.refresh(Some(&topics)).await?;
+        protocol_util::by_leader(&self.cluster, items.iter().collect(), |(tp, _)| {
+            (tp.topic.as_str(), tp.partition)
+        })
+        .await
     }
 
     /// Looks up offsets per partition (ListOffsets, read_uncommitted). Fails with the first
@@ -89,54 +63,17 @@ impl Admin {
         specs: &BTreeMap<TopicPartition, OffsetSpec>,
     ) -> Result<BTreeMap<TopicPartition, ListedOffset>> {
         self.retrying(|| async {
-            let mut answers = BTreeMap::new();
-            for (leader, items) in self.by_leader(specs).await? {
-                let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-                for (tp, spec) in items {
-                    topics.entry(&tp.topic).or_default().push(
-                        ListOffsetsPartition::default()
-                            .with_partition_index(tp.partition)
-                            .with_current_leader_epoch(-1)
-                            .with_timestamp(spec.timestamp()),
-                    );
-                }
-                let request = ListOffsetsRequest::default()
-                    .with_replica_id(BrokerId(-1))
-                    .with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, partitions)| {
-                                ListOffsetsTopic::default()
-                                    .with_name(TopicName(text(name)))
-                                    .with_partitions(partitions)
-                            })
-                            .collect(),
-                    );
-                let response = self
-                    .cluster
-                    .connection(leader)
-                    .await?
-                    .send(&request, 8)
-                    .await?;
-                for t in response.topics {
-                    for p in t.partitions {
-                        let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                        if p.error_code != 0 {
-                            self.cluster.invalidate(&tp.topic);
-                        }
-                        check(p.error_code, None, &format!("partition {tp}"))?;
-                        answers.insert(
-                            tp,
-                            ListedOffset {
-                                offset: p.offset,
-                                timestamp: p.timestamp,
-                                leader_epoch: (p.leader_epoch >= 0).then_some(p.leader_epoch),
-                            },
-                        );
-                    }
-                }
-            }
-            Ok(answers)
+            let topics: Vec<String> = specs.keys().map(|tp| tp.topic.clone()).collect();
+            self.cluster.refresh(Some(&topics)).await?;
+            let queries = specs
+                .iter()
+                .map(|(tp, spec)| ((tp.topic.clone(), tp.partition), spec.timestamp()))
+                .collect();
+            let found = protocol_util::list_offsets(&self.cluster, queries, false).await?;
+            Ok(found
+                .into_iter()
+                .map(|((topic, partition), offset)| (TopicPartition::new(topic, partition), offset))
+                .collect())
         })
         .await
     }
