@@ -2,6 +2,9 @@
 //! the encodings of Kafka's Java client so that a Java, Python or Go application reading the
 //! same topic sees the same values.
 //!
+//! `ProducerRecord::serialized` and `ConsumerRecord::deserialize_key`/`deserialize_value`
+//! apply them to records; implement the traits for your own formats.
+//!
 //! | Rust type | Kafka (Java) class | bytes |
 //! |---|---|---|
 //! | `String`, `str` | `StringSerializer` | UTF-8 |
@@ -205,6 +208,59 @@ impl<T: serde::de::DeserializeOwned> Deserializer<T> for Json<T> {
     }
 }
 
+impl crate::producer::ProducerRecord {
+    /// A record for `topic` whose key and value are encoded by the given serializers (`None`
+    /// is a null key or value), so typed data goes through the producer like Java's
+    /// `KafkaProducer<K, V>`.
+    pub fn serialized<K: ?Sized, V: ?Sized>(
+        topic: impl Into<String>,
+        key: Option<&K>,
+        value: Option<&V>,
+        key_serializer: &impl Serializer<K>,
+        value_serializer: &impl Serializer<V>,
+    ) -> Result<crate::producer::ProducerRecord, SerializationError> {
+        let topic = topic.into();
+        let key = key
+            .map(|k| key_serializer.serialize(&topic, k))
+            .transpose()?;
+        let value = value
+            .map(|v| value_serializer.serialize(&topic, v))
+            .transpose()?;
+        Ok(crate::producer::ProducerRecord {
+            topic,
+            partition: None,
+            key,
+            value,
+            headers: Vec::new(),
+            timestamp: None,
+        })
+    }
+}
+
+impl crate::consumer::ConsumerRecord {
+    /// The key decoded by `deserializer` (`None` for a null key).
+    pub fn deserialize_key<T>(
+        &self,
+        deserializer: &impl Deserializer<T>,
+    ) -> Result<Option<T>, SerializationError> {
+        self.key
+            .as_deref()
+            .map(|k| deserializer.deserialize(&self.topic, k))
+            .transpose()
+    }
+
+    /// The value decoded by `deserializer` (`None` for a null value, a tombstone).
+    pub fn deserialize_value<T>(
+        &self,
+        deserializer: &impl Deserializer<T>,
+    ) -> Result<Option<T>, SerializationError> {
+        self.value
+            .as_deref()
+            .map(|v| deserializer.deserialize(&self.topic, v))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +402,52 @@ mod tests {
         }
         assert_eq!(round_trip(&Decimal, 42), 42);
         assert_eq!(&Decimal.serialize("t", &42).unwrap()[..], b"\x0242");
+    }
+
+    #[test]
+    fn typed_records_round_trip_through_producer_and_consumer_records() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Order {
+            id: u32,
+            item: String,
+        }
+        let order = Order {
+            id: 7,
+            item: "tea".into(),
+        };
+        let record = crate::producer::ProducerRecord::serialized(
+            "orders",
+            Some(&42i64),
+            Some(&order),
+            &Kafka,
+            &Json::<Order>::new(),
+        )
+        .unwrap();
+        assert_eq!(record.key.as_deref(), Some(&[0, 0, 0, 0, 0, 0, 0, 42][..]));
+        let consumed = crate::consumer::ConsumerRecord {
+            topic: record.topic.clone(),
+            partition: 0,
+            offset: 0,
+            timestamp: 0,
+            timestamp_type: gregor_protocol::batch::TimestampType::CreateTime,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: Vec::new(),
+        };
+        assert_eq!(consumed.deserialize_key::<i64>(&Kafka).unwrap(), Some(42));
+        assert_eq!(
+            consumed.deserialize_value(&Json::<Order>::new()).unwrap(),
+            Some(order)
+        );
+        let tombstone = crate::consumer::ConsumerRecord {
+            value: None,
+            ..consumed
+        };
+        assert_eq!(
+            tombstone.deserialize_value(&Json::<Order>::new()).unwrap(),
+            None
+        );
+        // A value that is not what the deserializer expects is an error, not a panic.
+        assert!(tombstone.deserialize_key::<i16>(&Kafka).is_err());
     }
 }

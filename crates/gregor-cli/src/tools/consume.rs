@@ -324,11 +324,30 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
 
 /// The poll-and-print loop; returns how many records were printed.
 async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
+    let stdout = std::io::stdout();
+    // Records going to a file or pipe, a person at the terminal: show how many are left.
+    let bar = args
+        .max_messages
+        .filter(|_| !std::io::IsTerminal::is_terminal(&stdout))
+        .and_then(|max| super::output::progress(max, false));
+    let result = print_records(consumer, args, &stdout, bar.as_ref()).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+}
+
+/// Polls and prints until `--max-messages`, `--timeout-ms` or Ctrl-C.
+async fn print_records(
+    consumer: &mut Consumer,
+    args: &ConsumeArgs,
+    stdout: &std::io::Stdout,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<u64> {
     let line_format = LineFormat::from_args(args)?;
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut last_record = Instant::now();
     let mut count = 0u64;
-    let stdout = std::io::stdout();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -359,6 +378,9 @@ async fn consume(consumer: &mut Consumer, args: &ConsumeArgs) -> Result<u64> {
                 return Ok(count);
             }
             count += 1;
+            if let Some(bar) = bar {
+                bar.inc(1);
+            }
             if args.max_messages.is_some_and(|max| count >= max) {
                 let _ = out.flush();
                 // Commit where the printed records end, not past what poll returned beyond.

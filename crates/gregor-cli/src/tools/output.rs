@@ -109,6 +109,26 @@ pub fn item_error(error: ClientError, hint: &str) -> anyhow::Error {
     }
 }
 
+/// A progress bar on stderr for long work (`total` units, `bytes` to show sizes rather than
+/// counts), only when stderr is a terminal: scripts and pipes get no control characters.
+pub fn progress(total: u64, bytes: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let template = if bytes {
+        "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+    } else {
+        "{bar:40} {pos}/{len} ({per_sec}, {eta} left)"
+    };
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,6 +255,11 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(1024);
     let file = args.file.clone();
+    // A file's size is known: show how far along it is (at a terminal).
+    let bar = file
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).ok())
+        .and_then(|m| super::output::progress(m.len(), true));
     // Detached: after an error the tool exits with it at once instead of waiting for a line
     // (or EOF) on an interactive stdin; after EOF the thread has already ended.
     std::thread::spawn(move || {
@@ -285,6 +290,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         while let Some(line) = rx.recv().await {
             number += 1;
             let line = line?;
+            if let Some(bar) = &bar {
+                bar.inc(line.len() as u64 + 1);
+            }
             let line = line.strip_suffix('\r').unwrap_or(&line);
             let (key, value, mut headers) = format.parse(line, number)?;
             let mut all_headers = static_headers.clone();
@@ -313,6 +321,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     }
     .await;
     drop(rx);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     producer.close().await;
     result
 }
