@@ -2,8 +2,8 @@
 //! partitioning and retry behaviour under the same config keys.
 //!
 //! [`Producer::send`] only enqueues: it puts the record into its partition's open batch (see
-//! [`accumulator`]) and returns a [`DeliveryFuture`] that resolves once the broker has
-//! acknowledged (or refused) the batch. A background task (see [`sender`]) turns ready batches
+//! `accumulator`) and returns a [`DeliveryFuture`] that resolves once the broker has
+//! acknowledged (or refused) the batch. A background task (see `sender`) turns ready batches
 //! into Produce requests per leader broker, keeps at most `max.in.flight.requests.per.connection`
 //! of them outstanding per broker, retries retriable errors after `retry.backoff.ms` within
 //! `delivery.timeout.ms`, and refreshes metadata when a leader moved.
