@@ -338,6 +338,61 @@ impl ConsumerConfig {
     }
 }
 
+/// Typed builder methods: one per setting, named like the field, taking the typed value
+/// (`ProducerConfig::new("host:9092").acks(-1).linger(Duration::from_millis(10))`), for code
+/// that prefers types to Kafka's property strings.
+macro_rules! setters {
+    ($config:ident { $($name:ident => $($path:ident).+ : $ty:ty, $key:literal;)* }) => {
+        impl $config {
+            $(
+                #[doc = concat!("Sets `", $key, "`.")]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$($path).+ = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters!(CommonConfig {
+    client_id => client_id: String, "client.id";
+    request_timeout => request_timeout: Duration, "request.timeout.ms";
+    metadata_max_age => metadata_max_age: Duration, "metadata.max.age.ms";
+    retry_backoff => retry_backoff: Duration, "retry.backoff.ms";
+    allow_auto_create_topics => allow_auto_create_topics: bool, "allow.auto.create.topics";
+});
+
+setters!(ProducerConfig {
+    client_id => common.client_id: String, "client.id";
+    request_timeout => common.request_timeout: Duration, "request.timeout.ms";
+    acks => acks: i16, "acks";
+    linger => linger: Duration, "linger.ms";
+    batch_size => batch_size: usize, "batch.size";
+    compression => compression: Compression, "compression.type";
+    retries => retries: u32, "retries";
+    delivery_timeout => delivery_timeout: Duration, "delivery.timeout.ms";
+    max_in_flight => max_in_flight: usize, "max.in.flight.requests.per.connection";
+    max_request_size => max_request_size: usize, "max.request.size";
+});
+
+setters!(ConsumerConfig {
+    client_id => common.client_id: String, "client.id";
+    request_timeout => common.request_timeout: Duration, "request.timeout.ms";
+    group_id => group_id: Option<String>, "group.id";
+    group_instance_id => group_instance_id: Option<String>, "group.instance.id";
+    enable_auto_commit => enable_auto_commit: bool, "enable.auto.commit";
+    auto_commit_interval => auto_commit_interval: Duration, "auto.commit.interval.ms";
+    auto_offset_reset => auto_offset_reset: OffsetReset, "auto.offset.reset";
+    session_timeout => session_timeout: Duration, "session.timeout.ms";
+    heartbeat_interval => heartbeat_interval: Duration, "heartbeat.interval.ms";
+    max_poll_interval => max_poll_interval: Duration, "max.poll.interval.ms";
+    assignors => assignors: Vec<String>, "partition.assignment.strategy";
+    fetch_max_wait => fetch_max_wait: Duration, "fetch.max.wait.ms";
+    max_poll_records => max_poll_records: usize, "max.poll.records";
+    read_committed => read_committed: bool, "isolation.level";
+});
+
 /// An assignor's protocol name from its Java class name or short name.
 fn assignor_name(name: &str) -> Result<String> {
     let short = name.rsplit('.').next().unwrap_or(name);
@@ -551,5 +606,27 @@ mod tests {
             consumer("max.poll.records", "1").unwrap().max_poll_records,
             1
         );
+    }
+
+    #[test]
+    fn typed_builder_sets_the_same_fields() {
+        let typed = ConsumerConfig::new("h:1")
+            .group_id(Some("g".into()))
+            .auto_offset_reset(OffsetReset::Earliest)
+            .session_timeout(Duration::from_secs(10))
+            .client_id("app".into());
+        let parsed = ConsumerConfig::from_properties([
+            ("bootstrap.servers", "h:1"),
+            ("group.id", "g"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("client.id", "app"),
+        ])
+        .unwrap();
+        assert_eq!(typed, parsed);
+        let p = ProducerConfig::new("h:1")
+            .acks(1)
+            .compression(Compression::Lz4);
+        assert_eq!((p.acks, p.compression), (1, Compression::Lz4));
     }
 }
