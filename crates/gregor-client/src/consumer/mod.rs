@@ -653,7 +653,7 @@ impl Consumer {
                     group.coordinator_lost();
                     tokio::time::sleep(self.cluster.config().retry_backoff).await;
                 }
-                other => return other,
+                other => return note_fenced(&group.state, other),
             }
         }
     }
@@ -676,7 +676,7 @@ impl Consumer {
             if result.as_ref().is_err_and(ClientError::is_retriable) {
                 state.lock().coordinator = None;
             }
-            result
+            note_fenced(&state, result)
         }))
     }
 
@@ -979,4 +979,19 @@ fn not_assigned(tp: &TopicPartition) -> ClientError {
         "{}-{} is not assigned to this consumer",
         tp.0, tp.1
     ))
+}
+
+/// A commit refused with FENCED_INSTANCE_ID means another consumer took this member's
+/// `group.instance.id`: as after a fenced heartbeat, the member stops (poll reports it).
+fn note_fenced(
+    state: &Arc<parking_lot::Mutex<group::GroupState>>,
+    result: Result<()>,
+) -> Result<()> {
+    if result
+        .as_ref()
+        .is_err_and(|e| e.code() == Some(ErrorCode::FENCED_INSTANCE_ID))
+    {
+        state.lock().fenced_instance = true;
+    }
+    result
 }
