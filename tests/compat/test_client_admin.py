@@ -180,3 +180,32 @@ def test_cluster_describe_matches_confluent_metadata(gregor_binary, broker):
     assert described["controller"] == metadata.controller_id
     assert [(b["id"], "%s:%d" % (b["host"], b["port"])) for b in described["brokers"]] == \
         [(b.id, "%s:%d" % (b.host, b.port)) for b in metadata.brokers.values()]
+
+
+def test_groups_delete_offsets_removes_commits_of_unconsumed_topics(gregor_binary, broker):
+    """`gregor groups delete-offsets` (kafka-consumer-groups --delete-offsets): refused with
+    GROUP_SUBSCRIBED_TO_TOPIC while a member consumes the topic; afterwards the commits of the
+    named partitions are gone, as confluent-kafka reads them, and the others stay."""
+    create_topic(broker.bootstrap, "del-offsets", 2)
+    produce(broker.bootstrap, "del-offsets", 4, 2)
+    group = "del-offsets-group"
+    member = Member("m", classic_config(broker.bootstrap, group), ["del-offsets"])
+    try:
+        poll_until([member], lambda: len(member.partitions()) == 2, "the member's assignment")
+        member.consumer.commit(offsets=[confluent_kafka.TopicPartition("del-offsets", 0, 1),
+                                        confluent_kafka.TopicPartition("del-offsets", 1, 2)],
+                               asynchronous=False)
+        _, err = gregor(gregor_binary, broker, "groups", "delete-offsets", "--group", group,
+                        "--topic", "del-offsets", expect=1)
+        assert err.startswith("error: GROUP_SUBSCRIBED_TO_TOPIC"), err
+    finally:
+        close_all([member])
+    assert committed(broker.bootstrap, group, "del-offsets", 2) == {0: 1, 1: 2}
+    out, _ = gregor(gregor_binary, broker, "groups", "delete-offsets", "--group", group,
+                    "--topic", "del-offsets:0")
+    assert "1 partition(s)" in out, out
+    after = committed(broker.bootstrap, group, "del-offsets", 2)
+    assert after[1] == 2 and after[0] < 0, after
+    _, err = gregor(gregor_binary, broker, "groups", "delete-offsets", "--group", "no-such-group",
+                    "--topic", "del-offsets", expect=1)
+    assert err.startswith("error: GROUP_ID_NOT_FOUND"), err

@@ -38,6 +38,9 @@ enum GroupsCommand {
     ResetOffsets(ResetArgs),
     /// Delete a group with no members, with its committed offsets.
     Delete(DeleteArgs),
+    /// Delete a group's committed offsets of some topics or partitions (kafka-consumer-groups
+    /// --delete-offsets): refused for topics the group's members still consume.
+    DeleteOffsets(DeleteOffsetsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +131,18 @@ struct DeleteArgs {
     group: String,
 }
 
+#[derive(Args, Debug)]
+struct DeleteOffsetsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The group id.
+    #[arg(long)]
+    group: String,
+    /// TOPIC (every partition) or TOPIC:P1,P2 (repeatable).
+    #[arg(long, required = true)]
+    topic: Vec<String>,
+}
+
 /// Runs `gregor groups`.
 pub async fn run(args: GroupsArgs) -> Result<()> {
     match args.command {
@@ -135,6 +150,7 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
         GroupsCommand::Describe(a) => describe(a).await,
         GroupsCommand::ResetOffsets(a) => reset(a).await,
         GroupsCommand::Delete(a) => delete(a).await,
+        GroupsCommand::DeleteOffsets(a) => delete_offsets(a).await,
     }
 }
 
@@ -408,6 +424,36 @@ fn print_state(group: &GroupDescription, output: OutputFormat) -> Result<()> {
     Ok(())
 }
 
+/// The partitions `--topic TOPIC` (all of its partitions) and `--topic TOPIC:0,1` name.
+async fn resolve_partitions(admin: &Admin, specs: &[String]) -> Result<BTreeSet<TopicPartition>> {
+    let mut partitions: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut whole_topics = Vec::new();
+    for spec in specs {
+        let (topic, chosen) = parse_topic_spec(spec)?;
+        match chosen {
+            Some(ps) => partitions.extend(ps.into_iter().map(|p| TopicPartition::new(&topic, p))),
+            None => whole_topics.push(topic),
+        }
+    }
+    if !whole_topics.is_empty() {
+        let described = admin
+            .describe_topics(&whole_topics)
+            .await
+            .map_err(client_error)?;
+        for (name, result) in described {
+            let topic =
+                result.map_err(|e| item_error(e, &format!("topic '{name}' does not exist")))?;
+            partitions.extend(
+                topic
+                    .partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(&name, p.id)),
+            );
+        }
+    }
+    Ok(partitions)
+}
+
 /// `TOPIC` or `TOPIC:0,1`.
 fn parse_topic_spec(spec: &str) -> Result<(String, Option<Vec<i32>>)> {
     match spec.rsplit_once(':') {
@@ -516,30 +562,7 @@ async fn reset(args: ResetArgs) -> Result<()> {
     if args.all_topics {
         partitions.extend(committed.keys().cloned());
     }
-    let mut whole_topics = Vec::new();
-    for spec in &args.topic {
-        let (topic, chosen) = parse_topic_spec(spec)?;
-        match chosen {
-            Some(ps) => partitions.extend(ps.into_iter().map(|p| TopicPartition::new(&topic, p))),
-            None => whole_topics.push(topic),
-        }
-    }
-    if !whole_topics.is_empty() {
-        let described = admin
-            .describe_topics(&whole_topics)
-            .await
-            .map_err(client_error)?;
-        for (name, result) in described {
-            let topic =
-                result.map_err(|e| item_error(e, &format!("topic '{name}' does not exist")))?;
-            partitions.extend(
-                topic
-                    .partitions
-                    .iter()
-                    .map(|p| TopicPartition::new(&name, p.id)),
-            );
-        }
-    }
+    partitions.extend(resolve_partitions(&admin, &args.topic).await?);
     if partitions.is_empty() {
         bail!(
             "INVALID_REQUEST: no partitions to reset (group '{}' has no committed offsets)",
@@ -678,6 +701,37 @@ async fn delete(args: DeleteArgs) -> Result<()> {
         }
         None => bail!("UNKNOWN_SERVER_ERROR: no answer for group '{}'", args.group),
     }
+}
+
+async fn delete_offsets(args: DeleteOffsetsArgs) -> Result<()> {
+    let admin = admin(&args.connect)?;
+    let partitions: Vec<TopicPartition> = resolve_partitions(&admin, &args.topic)
+        .await?
+        .into_iter()
+        .collect();
+    admin
+        .delete_group_offsets(&args.group, &partitions)
+        .await
+        .map_err(|e| {
+            let hint = match e.code() {
+                Some(ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC) => format!(
+                    "members of group '{}' still consume the topic; stop them or change their \
+                     subscription first",
+                    args.group
+                ),
+                Some(ErrorCode::GROUP_ID_NOT_FOUND) => {
+                    format!("consumer group '{}' does not exist", args.group)
+                }
+                _ => String::new(),
+            };
+            item_error(e, &hint)
+        })?;
+    emit_line!(
+        "Request succeeded for deleting offsets of {} partition(s) from group '{}'.",
+        partitions.len(),
+        args.group
+    );
+    Ok(())
 }
 
 #[cfg(test)]
