@@ -364,7 +364,9 @@ async fn handle(
     }
     let header = decode_request_header_from_buffer(&mut frame)
         .map_err(|e| ConnectionError::Malformed(e.to_string()))?;
-    let client = ClientInfo {
+    // Only group members are described by who sent them; built on demand, off the produce
+    // and fetch path.
+    let client = || ClientInfo {
         client_id: header
             .client_id
             .as_ref()
@@ -465,6 +467,7 @@ async fn handle(
             )
         }
         RequestKind::JoinGroup(r) => {
+            let client = client();
             let reply = blocking(broker, move |b| {
                 join_group::start(&r, version, &client, &b.groups, now_ms())
             })
@@ -525,12 +528,15 @@ async fn handle(
             })
             .await,
         ),
-        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            blocking(broker, move |b| {
-                consumer_group_heartbeat::handle(&r, &client, &b.groups, now_ms())
-            })
-            .await,
-        ),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client = client();
+            ResponseKind::ConsumerGroupHeartbeat(
+                blocking(broker, move |b| {
+                    consumer_group_heartbeat::handle(&r, &client, &b.groups, now_ms())
+                })
+                .await,
+            )
+        }
         RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
             blocking(broker, move |b| {
                 consumer_group_describe::handle(&r, version, &b.groups, &b.topics)

@@ -744,7 +744,8 @@ impl GroupCoordinator {
         let groups: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
         let classic = self.classic_limits();
         let consumer = self.consumer_limits();
-        let view = self.topic_view();
+        // Only KIP-848 groups need the topics; most ticks have none to look at.
+        let mut view: Option<TopicView> = None;
         let expire = {
             let mut next = self.next_expiry_check.lock();
             let due = now >= *next;
@@ -766,7 +767,8 @@ impl GroupCoordinator {
                     }
                 }
                 GroupKind::Consumer(g) => {
-                    let records = g.tick(&id, &view, &consumer, now);
+                    let view = view.get_or_insert_with(|| self.topic_view());
+                    let records = g.tick(&id, view, &consumer, now);
                     let _ = self.persist(&id, &records, now);
                 }
             }
