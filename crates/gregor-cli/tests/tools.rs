@@ -771,7 +771,8 @@ fn unreachable_broker_and_bad_arguments() {
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.starts_with("error: REQUEST_TIMED_OUT: "), "{err}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Well under the tools' default request.timeout.ms (10 s): the file's 500 ms was used.
+    assert!(started.elapsed() < std::time::Duration::from_secs(9));
     drop(silent);
 
     // A typo in the command config is named.

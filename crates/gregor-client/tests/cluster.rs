@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gregor_client::config::CommonConfig;
 use gregor_client::{Admin, ClientError, Cluster};
@@ -119,16 +119,11 @@ async fn a_silent_broker_does_not_hold_up_connecting_to_others() {
         tokio::spawn(async move { cluster.connection_to(&silent_addr).await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
     cluster
         .connection_to(&common::bootstrap(&broker))
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    // Had it waited for the silent broker's connect, that one would have timed out first.
     assert!(!stuck.is_finished());
     stuck.abort();
     drop(silent);
