@@ -382,19 +382,7 @@ impl State {
                 metadata.topics.remove(&name);
                 continue;
             }
-            let mut partitions: Vec<PartitionInfo> = topic
-                .partitions
-                .into_iter()
-                .map(|p| PartitionInfo {
-                    id: p.partition_index,
-                    leader: p.leader_id.0,
-                    leader_epoch: p.leader_epoch,
-                    replicas: p.replica_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                    isr: p.isr_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                    error_code: p.error_code,
-                })
-                .collect();
-            partitions.sort_by_key(|p| p.id);
+            let partitions = partitions_of(topic.partitions);
             metadata.topics.insert(
                 name.clone(),
                 TopicInfo {
@@ -406,4 +394,24 @@ impl State {
             );
         }
     }
+}
+
+/// A Metadata answer's partitions of one topic, sorted by index (for the cluster cache and
+/// the admin client's `describe_topics` alike).
+pub(crate) fn partitions_of(
+    partitions: Vec<kafka_protocol::messages::metadata_response::MetadataResponsePartition>,
+) -> Vec<PartitionInfo> {
+    let mut partitions: Vec<PartitionInfo> = partitions
+        .into_iter()
+        .map(|p| PartitionInfo {
+            id: p.partition_index,
+            leader: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replicas: p.replica_nodes.iter().map(|BrokerId(id)| *id).collect(),
+            isr: p.isr_nodes.iter().map(|BrokerId(id)| *id).collect(),
+            error_code: p.error_code,
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.id);
+    partitions
 }

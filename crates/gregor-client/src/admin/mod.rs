@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gregor_protocol::ErrorCode;
-use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, MetadataRequest};
+use kafka_protocol::messages::DescribeClusterRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::{BrokerInfo, Cluster};
@@ -175,28 +175,13 @@ impl Admin {
                     brokers,
                 });
             }
-            let response = connection
-                .send(
-                    &MetadataRequest::default()
-                        .with_topics(Some(vec![]))
-                        .with_allow_auto_topic_creation(false),
-                    12,
-                )
-                .await?;
-            let mut brokers: Vec<BrokerInfo> = response
-                .brokers
-                .into_iter()
-                .map(|b| BrokerInfo {
-                    id: b.node_id.0,
-                    host: b.host.to_string(),
-                    port: b.port,
-                    rack: b.rack.map(|r| r.to_string()),
-                })
-                .collect();
+            // Metadata with no topics: the cluster cache maps its brokers.
+            let metadata = self.cluster.refresh(Some(&[])).await?;
+            let mut brokers: Vec<BrokerInfo> = metadata.brokers.into_values().collect();
             brokers.sort_by_key(|b| b.id);
-            let BrokerId(controller) = response.controller_id;
+            let controller = metadata.controller_id;
             Ok(ClusterDescription {
-                cluster_id: response.cluster_id.map(|c| c.to_string()),
+                cluster_id: metadata.cluster_id,
                 controller: (controller >= 0).then_some(controller),
                 brokers,
             })

@@ -8,8 +8,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest,
-    TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
 };
 use uuid::Uuid;
 
@@ -240,19 +239,7 @@ impl Admin {
                 &format!("topic '{name}' does not exist"),
             )
             .map(|()| {
-                let mut partitions: Vec<PartitionInfo> = t
-                    .partitions
-                    .into_iter()
-                    .map(|p| PartitionInfo {
-                        id: p.partition_index,
-                        leader: p.leader_id.0,
-                        leader_epoch: p.leader_epoch,
-                        replicas: p.replica_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                        isr: p.isr_nodes.iter().map(|BrokerId(id)| *id).collect(),
-                        error_code: p.error_code,
-                    })
-                    .collect();
-                partitions.sort_by_key(|p| p.id);
+                let partitions = crate::cluster::partitions_of(t.partitions);
                 TopicDescription {
                     name: name.clone(),
                     topic_id: t.topic_id,
