@@ -10,31 +10,8 @@ import pytest
 confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-
-
-def create(broker, name, partitions=1, config=None):
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
-    admin.create_topics([topic])[name].result(timeout=10)
-
-
-def consume_all(broker, topic, partitions, expected, timeout=20):
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out = []
-    deadline = time.time() + timeout
-    while len(out) < expected and time.time() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error():
-            raise KafkaException(msg.error())
-        out.append(msg)
-    consumer.close()
-    return out
+from client_helpers import consume_all, create  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
