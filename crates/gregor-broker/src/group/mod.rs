@@ -664,12 +664,7 @@ impl GroupCoordinator {
                     ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
                 } else {
                     if group.offsets.contains_key(&(topic.clone(), partition)) {
-                        records.push(CoordinatorRecord::OffsetCommit {
-                            group: group.id.clone(),
-                            topic: topic.clone(),
-                            partition,
-                            value: None,
-                        });
+                        records.push(offset_tombstone(&group.id, (&topic, partition)));
                     }
                     ErrorCode::NONE
                 };
@@ -808,12 +803,7 @@ impl GroupCoordinator {
         }
         let mut records: Vec<CoordinatorRecord> = expired
             .iter()
-            .map(|(topic, partition)| CoordinatorRecord::OffsetCommit {
-                group: group.id.clone(),
-                topic: topic.clone(),
-                partition: *partition,
-                value: None,
-            })
+            .map(|(topic, partition)| offset_tombstone(&group.id, (topic, *partition)))
             .collect();
         let all_gone = expired.len() == group.offsets.len();
         if all_gone {
@@ -878,17 +868,22 @@ fn check_committer(group: &Group, committer: &Committer, now: i64) -> Result<(),
     }
 }
 
+/// The tombstone that deletes a group's committed offset of one partition.
+fn offset_tombstone(group: &str, (topic, partition): (&str, i32)) -> CoordinatorRecord {
+    CoordinatorRecord::OffsetCommit {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        partition,
+        value: None,
+    }
+}
+
 /// Tombstones for everything a group has stored.
 fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
     let mut records: Vec<CoordinatorRecord> = group
         .offsets
         .keys()
-        .map(|(topic, partition)| CoordinatorRecord::OffsetCommit {
-            group: group.id.clone(),
-            topic: topic.clone(),
-            partition: *partition,
-            value: None,
-        })
+        .map(|(topic, partition)| offset_tombstone(&group.id, (topic, *partition)))
         .collect();
     match &group.kind {
         GroupKind::Classic(_) => records.push(CoordinatorRecord::GroupMetadata {
