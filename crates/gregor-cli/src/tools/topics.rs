@@ -139,25 +139,38 @@ async fn create(args: CreateArgs) -> Result<()> {
         .create_topics(&[topic], false)
         .await
         .map_err(client_error)?;
-    match results.remove(&args.topic) {
-        Some(Ok(_)) => emit_line!("Created topic {}.", args.topic),
-        Some(Err(e)) if args.if_not_exists && code_name(&e) == "TOPIC_ALREADY_EXISTS" => {}
-        Some(Err(e)) => {
-            let hint = match code_name(&e) {
-                "TOPIC_ALREADY_EXISTS" => format!(
-                    "topic '{}' already exists (add --if-not-exists to accept that)",
-                    args.topic
-                ),
-                _ => String::new(),
-            };
-            return Err(item_error(e, &hint));
-        }
-        None => bail!(
-            "UNKNOWN_SERVER_ERROR: the broker did not answer for topic '{}'",
-            args.topic
-        ),
+    let hint = format!(
+        "topic '{}' already exists (add --if-not-exists to accept that)",
+        args.topic
+    );
+    let expected = (
+        ErrorCode::TOPIC_ALREADY_EXISTS,
+        args.if_not_exists,
+        hint.as_str(),
+    );
+    if topic_outcome(results.remove(&args.topic), &args.topic, expected)? {
+        emit_line!("Created topic {}.", args.topic);
     }
     Ok(())
+}
+
+/// One topic's answer from a batch call: `true` if it succeeded, `false` if it failed with
+/// the expected code and the user accepts that (`--if-exists`, `--if-not-exists`), else the
+/// error (with the hint for the expected code).
+fn topic_outcome<T>(
+    answer: Option<std::result::Result<T, gregor_client::ClientError>>,
+    topic: &str,
+    (code, accepted, hint): (ErrorCode, bool, &str),
+) -> Result<bool> {
+    match answer {
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) if e.code() == Some(code) && accepted => Ok(false),
+        Some(Err(e)) => {
+            let hint = if e.code() == Some(code) { hint } else { "" };
+            Err(item_error(e, hint))
+        }
+        None => bail!("UNKNOWN_SERVER_ERROR: the broker did not answer for topic '{topic}'"),
+    }
 }
 
 fn code_name(e: &gregor_client::ClientError) -> &'static str {
@@ -341,23 +354,17 @@ async fn delete(args: DeleteArgs) -> Result<()> {
         .delete_topics(std::slice::from_ref(&args.topic))
         .await
         .map_err(client_error)?;
-    match results.remove(&args.topic) {
-        Some(Ok(())) => emit_line!("Deleted topic {}.", args.topic),
-        Some(Err(e)) if args.if_exists && code_name(&e) == "UNKNOWN_TOPIC_OR_PARTITION" => {}
-        Some(Err(e)) => {
-            let hint = match code_name(&e) {
-                "UNKNOWN_TOPIC_OR_PARTITION" => format!(
-                    "topic '{}' does not exist (add --if-exists to accept that)",
-                    args.topic
-                ),
-                _ => String::new(),
-            };
-            return Err(item_error(e, &hint));
-        }
-        None => bail!(
-            "UNKNOWN_SERVER_ERROR: the broker did not answer for topic '{}'",
-            args.topic
-        ),
+    let hint = format!(
+        "topic '{}' does not exist (add --if-exists to accept that)",
+        args.topic
+    );
+    let expected = (
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        args.if_exists,
+        hint.as_str(),
+    );
+    if topic_outcome(results.remove(&args.topic), &args.topic, expected)? {
+        emit_line!("Deleted topic {}.", args.topic);
     }
     Ok(())
 }
