@@ -1,0 +1,1 @@
+//! The Raft quorum that replicates the metadata log (to be built on `openraft`).
