@@ -8,6 +8,14 @@
 //! the only state it keeps itself is soft (when each broker last heartbeated), which a new
 //! leader rebuilds by giving every broker a full session from its election.
 
+mod brokers;
+mod election;
+mod partitions;
+mod placement;
+#[cfg(test)]
+mod tests;
+mod topics;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +25,8 @@ use gregor_protocol::ErrorCode;
 
 use crate::image::MetadataImage;
 use crate::records::{BrokerId, ConfigResource, Endpoint, MetadataRecord};
+
+use election::Batch;
 
 /// Settings the controller decides by (Kafka's keys in brackets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +249,7 @@ pub enum ControllerResponse {
     /// To `AlterConfigs`, in request order.
     ConfigsAltered(Vec<(ConfigResource, Result<(), ItemError>)>),
     /// To `AlterPartition`: per change, the partition state the leader must adopt.
+    #[allow(clippy::type_complexity)]
     PartitionsAltered(Result<Vec<(Uuid, i32, Result<AlteredPartition, ItemError>)>, ItemError>),
     /// To `ElectLeaders`: per partition; `ELECTION_NOT_NEEDED` when the leader is already right.
     LeadersElected(Vec<((String, i32), Result<(), ItemError>)>),
@@ -275,14 +286,24 @@ pub struct AlteredPartition {
 /// The active controller's decision logic; see the module docs.
 pub struct Controller {
     config: ControllerConfig,
+    /// When this controller became active: no session is counted from earlier.
+    start_ms: i64,
+    /// Last heartbeat (or registration) of each broker heard from since then.
+    last_contact: BTreeMap<BrokerId, i64>,
+    /// When leader imbalance was last checked.
+    last_rebalance_ms: i64,
 }
 
 impl Controller {
     /// A controller that became active at `now_ms`: every registered broker gets a full
     /// session from now before it can be fenced.
     pub fn new(config: ControllerConfig, image: &MetadataImage, now_ms: i64) -> Controller {
-        let _ = (image, now_ms);
-        Controller { config }
+        Controller {
+            config,
+            start_ms: now_ms,
+            last_contact: image.brokers.keys().map(|id| (*id, now_ms)).collect(),
+            last_rebalance_ms: now_ms,
+        }
     }
 
     /// Decides one request against `image`: the answer, and the records to append (all or
@@ -293,15 +314,85 @@ impl Controller {
         request: ControllerRequest,
         now_ms: i64,
     ) -> (ControllerResponse, Vec<MetadataRecord>) {
-        let _ = (image, request, now_ms, &self.config);
-        todo!("controller logic")
+        let mut batch = Batch::new(image);
+        let response = match request {
+            ControllerRequest::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+            } => self.register_broker(
+                &mut batch,
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+                now_ms,
+            ),
+            ControllerRequest::BrokerHeartbeat {
+                broker_id,
+                broker_epoch,
+                current_metadata_offset,
+                want_fence,
+                want_shutdown_now,
+            } => self.heartbeat(
+                &mut batch,
+                broker_id,
+                broker_epoch,
+                current_metadata_offset,
+                want_fence,
+                want_shutdown_now,
+                now_ms,
+            ),
+            ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => self.create_topics(&mut batch, topics, validate_only),
+            ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => self.create_partitions(&mut batch, topics, validate_only),
+            ControllerRequest::DeleteTopics { names } => self.delete_topics(&mut batch, names),
+            ControllerRequest::AlterConfigs {
+                resources,
+                validate_only,
+            } => self.alter_configs(&mut batch, resources, validate_only),
+            ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                changes,
+            } => self.alter_partition(&mut batch, broker_id, broker_epoch, changes),
+            ControllerRequest::ElectLeaders {
+                election_type,
+                partitions,
+            } => self.elect_leaders(&mut batch, election_type, partitions),
+            ControllerRequest::AlterPartitionReassignments { reassignments } => {
+                self.reassign(&mut batch, reassignments)
+            }
+            ControllerRequest::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => self.allocate_producer_ids(&mut batch, broker_id, broker_epoch),
+        };
+        (response, batch.into_records())
     }
 
     /// Periodic work: fences brokers whose session expired (moving their leaderships and
     /// shrinking ISRs) and, with `auto.leader.rebalance.enable`, moves leadership back to
     /// preferred replicas. Returns the records to append.
     pub fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
-        let _ = (image, now_ms);
-        todo!("controller tick")
+        let mut batch = Batch::new(image);
+        self.fence_expired(&mut batch, now_ms);
+        // Leaderless partitions that gained a candidate (e.g. unclean election enabled since),
+        // and reassignments whose new replicas caught up.
+        batch.recover_leaderless(&self.config);
+        batch.complete_reassignments();
+        if self.config.auto_leader_rebalance_enable
+            && now_ms - self.last_rebalance_ms >= self.config.leader_imbalance_check_interval_ms
+        {
+            self.last_rebalance_ms = now_ms;
+            self.rebalance(&mut batch);
+        }
+        batch.into_records()
     }
 }
