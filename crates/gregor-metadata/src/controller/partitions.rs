@@ -122,11 +122,7 @@ impl Controller {
             ));
         }
         let current: BTreeSet<BrokerId> = p.isr.iter().copied().collect();
-        if let Some(ineligible) = change
-            .new_isr
-            .iter()
-            .find(|r| !current.contains(r) && !batch.is_live(**r))
-        {
+        if let Some(ineligible) = change.new_isr.iter().find(|r| !batch.is_live(**r)) {
             return Err(ItemError::new(
                 ErrorCode::INELIGIBLE_REPLICA,
                 format!("{name}: replica {ineligible} is fenced or not registered."),
