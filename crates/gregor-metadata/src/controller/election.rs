@@ -3,7 +3,8 @@
 //!
 //! Every decision is made on a whole desired [`PartitionState`]; [`Batch::change`] turns it into
 //! the smallest [`PartitionChangeRecord`] (no record at all when nothing changed), with `leader`
-//! set only when the leader really changes, so the leader epoch moves exactly on leader changes.
+//! set only when the leader really changes or a replica leaves the replica set (Kafka bumps the
+//! leader epoch for both), so the leader epoch never moves on a mere ISR change.
 
 use std::collections::BTreeSet;
 
@@ -85,7 +86,11 @@ impl<'a> Batch<'a> {
             topic_id,
             partition,
             isr: differs(&current.isr, &new.isr),
-            leader: (current.leader != new.leader).then_some(new.leader),
+            // As Kafka does, a replica leaving the replica set also bumps the leader epoch
+            // (with the leader unchanged), so the removed replica's fetches are fenced.
+            leader: (current.leader != new.leader
+                || current.replicas.iter().any(|r| !new.replicas.contains(r)))
+            .then_some(new.leader),
             replicas: differs(&current.replicas, &new.replicas),
             removing_replicas: differs(&current.removing_replicas, &new.removing_replicas),
             adding_replicas: differs(&current.adding_replicas, &new.adding_replicas),

@@ -16,6 +16,9 @@ struct Cluster {
     controller: Controller,
     now: i64,
     epochs: BTreeMap<BrokerId, i64>,
+    /// Leader changes and fences applied so far.
+    leader_changes: usize,
+    fences: usize,
 }
 
 fn config() -> ControllerConfig {
@@ -60,6 +63,8 @@ impl Cluster {
             controller,
             now: 0,
             epochs: BTreeMap::new(),
+            leader_changes: 0,
+            fences: 0,
         }
     }
 
@@ -79,6 +84,13 @@ impl Cluster {
 
     fn apply(&mut self, records: &[MetadataRecord]) {
         for record in records {
+            match record {
+                MetadataRecord::PartitionChange(change) if change.leader.is_some() => {
+                    self.leader_changes += 1
+                }
+                MetadataRecord::FenceBroker { .. } => self.fences += 1,
+                _ => {}
+            }
             let offset = self.image.offset + 1;
             self.image.apply(record, offset);
         }
@@ -1182,6 +1194,8 @@ fn reassignment_starts_completes_and_cancels() {
     assert_eq!(records.len(), 1);
     let p = c.part("t", 0);
     assert_eq!((p.replicas, p.isr, p.leader), (vec![1, 3], vec![3, 1], 3));
+    // Same leader, but a replica left: the leader epoch moves (as in Kafka).
+    assert_eq!(p.leader_epoch, 2);
 }
 
 // ---------------------------------------------------------------- producer ids
@@ -1228,6 +1242,7 @@ impl Rng {
 
 #[test]
 fn invariants_hold_over_random_operations() {
+    let (mut leader_changes, mut fences) = (0, 0);
     for seed in 1..=12u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let brokers = 5;
@@ -1338,5 +1353,12 @@ fn invariants_hold_over_random_operations() {
                 }
             }
         }
+        leader_changes += c.leader_changes;
+        fences += c.fences;
     }
+    // The walk did exercise failover.
+    assert!(
+        leader_changes > 100 && fences > 50,
+        "{leader_changes} {fences}"
+    );
 }
