@@ -11,8 +11,8 @@
 //! As in Kafka, a key the broker does not know is ignored and reported back (the caller logs
 //! it), while a known key with a bad value is an error that names the key, the value and what
 //! was expected, raised before anything binds or touches a disk. Settings of features Gregor
-//! has not built yet (TLS/SASL listeners, separate broker and controller roles, multi-node
-//! controller quorums) are refused with an error that says so, never silently dropped.
+//! has not built yet (TLS/SASL listeners, dynamic controller quorums) are refused with an error
+//! that says so, never silently dropped.
 //!
 //! The `log.*` keys are the broker-wide defaults of the topic-level keys;
 //! [`BrokerConfig::default_log_config`] turns them into a [`LogConfig`] through Kafka's
@@ -35,6 +35,7 @@
 //! assert_eq!(err.key(), Some("node.id"));
 //! ```
 
+mod cluster;
 mod group;
 mod listener;
 mod properties;
@@ -45,6 +46,7 @@ use std::path::PathBuf;
 use gregor_log::{CleanupPolicy, LogConfig};
 use gregor_protocol::batch::TimestampType;
 
+pub use cluster::{ClusterConfig, ProcessRoles};
 pub use group::GroupConfig;
 pub use listener::Listener;
 
@@ -107,8 +109,6 @@ impl ConfigError {
 /// reported, as Kafka's broker does with unknown keys.
 pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "node.id",
-    "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "controller.listener.names",
     "listeners",
@@ -194,8 +194,9 @@ pub struct BrokerConfig {
     /// `advertised.listeners` (default: `listeners`): what Metadata tells clients. A listener
     /// with an empty host is advertised under this machine's host name, as Kafka does.
     pub advertised_listeners: Vec<Listener>,
-    /// Listeners named in `controller.listener.names`. Kept, not bound: Gregor's controller
-    /// quorum is not built yet, so a Kafka combined-mode file works unchanged.
+    /// Listeners named in `controller.listener.names`: the first serves the metadata quorum
+    /// (Raft and requests to the active controller). Bound only when the node is a controller
+    /// in a quorum of several voters (`controller.quorum.voters`).
     pub controller_listeners: Vec<Listener>,
     /// `log.dirs` (falls back to `log.dir`; Gregor: `./gregor-data`): partition directories.
     pub log_dirs: Vec<PathBuf>,
@@ -242,6 +243,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// The group coordinator's `group.*` and `offsets.*` keys.
     pub group: GroupConfig,
+    /// Roles, controller quorum, replication and leader election.
+    pub cluster: ClusterConfig,
     /// `log.retention.check.interval.ms` (300000): how often retention runs.
     pub log_retention_check_interval_ms: i64,
     /// `num.network.threads` (3): accepted for compatibility only; the tokio runtime sizes
@@ -292,6 +295,7 @@ impl Default for BrokerConfig {
             message_max_bytes: 1024 * 1024 + 12,
             socket_request_max_bytes: 100 * 1024 * 1024,
             group: GroupConfig::default(),
+            cluster: ClusterConfig::default(),
             log_retention_check_interval_ms: 300_000,
             num_network_threads: 3,
             num_io_threads: 8,
@@ -404,6 +408,7 @@ impl BrokerConfig {
         for (key, value) in all {
             if BROKER_CONFIG_KEYS.contains(&key.as_str())
                 || group::GROUP_CONFIG_KEYS.contains(&key.as_str())
+                || cluster::CLUSTER_CONFIG_KEYS.contains(&key.as_str())
             {
                 known.insert(key, value);
             } else if !ignored.contains(&key) {
@@ -417,13 +422,13 @@ impl BrokerConfig {
     fn from_known(set: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let p = Props(&set);
         let node_id = p.int("node.id", 1, 0)?;
-        check_process_roles(&p)?;
+        let cluster = ClusterConfig::parse(&p, node_id)?;
         let Listeners {
             broker: listeners,
             advertised: advertised_listeners,
             controller: controller_listeners,
-        } = resolve_listeners(&p)?;
-        check_controller_quorum(&p, node_id, &listeners, &controller_listeners)?;
+        } = resolve_listeners(&p, &cluster)?;
+        check_bootstrap_servers(&p, &cluster, &listeners, &controller_listeners)?;
 
         let log_retention_ms = match p.opt_long("log.retention.ms", i64::MIN)? {
             Some(ms) => ms,
@@ -504,6 +509,7 @@ impl BrokerConfig {
             socket_request_max_bytes: p.size("socket.request.max.bytes", 100 * 1024 * 1024, 1)?
                 as usize,
             group: GroupConfig::parse(&p)?,
+            cluster,
             log_retention_check_interval_ms: p.long(
                 "log.retention.check.interval.ms",
                 300_000,
@@ -539,81 +545,44 @@ impl BrokerConfig {
     }
 }
 
-/// `process.roles`: unset (or empty) and `broker,controller` both mean combined mode, the
-/// only one built so far.
-fn check_process_roles(p: &Props<'_>) -> Result<(), ConfigError> {
-    let (mut broker, mut controller) = (false, false);
-    for role in p.list("process.roles") {
-        match role {
-            "broker" => broker = true,
-            "controller" => controller = true,
-            _ => return Err(p.bad("process.roles", "a list of the roles broker and controller")),
-        }
-    }
-    if broker != controller {
-        return Err(ConfigError::Unsupported {
-            key: "process.roles".into(),
-            value: p.get("process.roles").unwrap_or_default().into(),
-            message: "cluster mode (separate broker and controller nodes) is not built yet; \
-                      use process.roles=broker,controller or leave it unset"
-                .into(),
-        });
-    }
-    Ok(())
-}
-
-/// A controller quorum of this node alone is what Gregor runs, so Kafka's single-node
-/// combined-mode files (`controller.quorum.voters=1@localhost:9093`, or
-/// `controller.quorum.bootstrap.servers` pointing at this node's own controller listener)
-/// are accepted; anything naming other nodes needs cluster mode.
-fn check_controller_quorum(
+/// `controller.quorum.bootstrap.servers` (KIP-853's dynamic quorums) is not built: Kafka's
+/// single-node files that point it at this node's own controller listener are accepted (the
+/// node is then its own quorum), anything else asks for `controller.quorum.voters`.
+fn check_bootstrap_servers(
     p: &Props<'_>,
-    node_id: i32,
+    cluster: &ClusterConfig,
     listeners: &[Listener],
     controller_listeners: &[Listener],
 ) -> Result<(), ConfigError> {
-    let cluster_mode = |key: &str| ConfigError::Unsupported {
-        key: key.into(),
-        value: p.get(key).unwrap_or_default().into(),
-        message: "cluster mode (a controller quorum of several nodes) is not built yet; \
-                  remove this key to run a single-node cluster"
+    let servers = p.list("controller.quorum.bootstrap.servers");
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let unsupported = || ConfigError::Unsupported {
+        key: "controller.quorum.bootstrap.servers".into(),
+        value: p
+            .get("controller.quorum.bootstrap.servers")
+            .unwrap_or_default()
+            .into(),
+        message: "dynamic controller quorums are not built yet; list the voters in \
+                  controller.quorum.voters instead"
             .into(),
     };
-    let voters = p.list("controller.quorum.voters");
-    if let [voter] = voters[..] {
-        let id = voter
-            .split_once('@')
-            .and_then(|(id, addr)| addr.contains(':').then_some(id))
-            .and_then(|id| id.trim().parse::<i32>().ok())
-            .ok_or_else(|| {
-                p.bad(
-                    "controller.quorum.voters",
-                    "voters written as id@host:port, e.g. 1@localhost:9093",
-                )
-            })?;
-        if id != node_id {
-            return Err(cluster_mode("controller.quorum.voters"));
-        }
-    } else if voters.len() > 1 {
-        return Err(cluster_mode("controller.quorum.voters"));
-    }
-    let servers = p.list("controller.quorum.bootstrap.servers");
-    if let [server] = servers[..] {
-        let port = server
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse::<u16>().ok())
-            .ok_or_else(|| {
-                p.bad(
-                    "controller.quorum.bootstrap.servers",
-                    "servers written as host:port, e.g. localhost:9093",
-                )
-            })?;
-        let mut own = listeners.iter().chain(controller_listeners);
-        if !own.any(|l| l.port == port) {
-            return Err(cluster_mode("controller.quorum.bootstrap.servers"));
-        }
-    } else if servers.len() > 1 {
-        return Err(cluster_mode("controller.quorum.bootstrap.servers"));
+    let [server] = servers[..] else {
+        return Err(unsupported());
+    };
+    let port = server
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .ok_or_else(|| {
+            p.bad(
+                "controller.quorum.bootstrap.servers",
+                "servers written as host:port, e.g. localhost:9093",
+            )
+        })?;
+    let mut own = listeners.iter().chain(controller_listeners);
+    if !cluster.voters.is_empty() || !own.any(|l| l.port == port) {
+        return Err(unsupported());
     }
     Ok(())
 }
@@ -628,7 +597,7 @@ struct Listeners {
 
 /// Resolves `listeners`, `advertised.listeners`, `controller.listener.names` and
 /// `listener.security.protocol.map`.
-fn resolve_listeners(p: &Props<'_>) -> Result<Listeners, ConfigError> {
+fn resolve_listeners(p: &Props<'_>, cluster: &ClusterConfig) -> Result<Listeners, ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Invalid {
         key: key.into(),
         message,
@@ -654,12 +623,29 @@ fn resolve_listeners(p: &Props<'_>) -> Result<Listeners, ConfigError> {
     let (controller, broker): (Vec<Listener>, Vec<Listener>) = all
         .into_iter()
         .partition(|l| controller_names.contains(&l.name));
-    if broker.is_empty() {
+    if broker.is_empty() && cluster.roles.broker {
         return Err(invalid(
             "listeners",
             "no client listener is configured (listeners named in controller.listener.names \
-             are not served yet); add one such as PLAINTEXT://127.0.0.1:9092"
+             serve only the controller quorum); add one such as PLAINTEXT://127.0.0.1:9092"
                 .into(),
+        ));
+    }
+    if cluster.roles.controller && !cluster.voters.is_empty() && controller.is_empty() {
+        return Err(invalid(
+            "controller.listener.names",
+            "a controller in a quorum of several voters needs a controller listener: name one \
+             of listeners in controller.listener.names, e.g. CONTROLLER://127.0.0.1:9093"
+                .into(),
+        ));
+    }
+    if let Some(name) = &cluster.inter_broker_listener_name
+        && cluster.roles.broker
+        && !broker.iter().any(|l| &l.name == name)
+    {
+        return Err(invalid(
+            "inter.broker.listener.name",
+            format!("{name} is not one of the client listeners in listeners"),
         ));
     }
 

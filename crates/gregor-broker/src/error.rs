@@ -19,6 +19,9 @@ pub enum BrokerError {
     /// `meta.properties` in a log directory is unreadable or belongs to another node.
     #[error("{0}")]
     MetaProperties(String),
+    /// The metadata quorum could not be joined or written.
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
     /// The hosted topics could not be loaded from the log directories.
     #[error("cannot load topics: {0}")]
     Topics(String),

@@ -8,7 +8,12 @@
 //!   `socket.request.max.bytes`), answered in order per connection.
 //! - `handlers`: one module per Kafka API, turning a decoded request into a response.
 //! - `group`: the GroupCoordinator (classic and KIP-848 consumer groups, committed offsets in
-//!   `__consumer_offsets`).
+//!   `__consumer_offsets`), serving the groups of the offsets partitions this broker leads.
+//! - `replica`: the ReplicaManager — hosted partitions as leaders or followers, high
+//!   watermarks, ISR changes, follower fetchers.
+//! - `lifecycle`: registration with the controller, heartbeats, controlled shutdown.
+//! - `topics`: topics as the metadata image describes them, and changes through the
+//!   controller (`gregor-metadata` holds the quorum and the controller).
 //!
 //! The storage engine is `gregor-log`; this crate holds no file format knowledge.
 
@@ -17,10 +22,20 @@ pub mod config;
 mod error;
 mod group;
 mod handlers;
+mod lifecycle;
 mod meta_properties;
+mod node;
+mod replica;
 mod server;
 mod topics;
 
 pub use api::{ApiSupport, SUPPORTED_APIS};
 pub use error::BrokerError;
 pub use server::{RunningBroker, run};
+
+/// Wall-clock time in milliseconds since the epoch, as Kafka timestamps are.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

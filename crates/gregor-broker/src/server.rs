@@ -4,14 +4,19 @@
 //! `socket.request.max.bytes` (or negative), an unknown API key or an undecodable header or body
 //! closes that connection with a warning and touches nothing else. Requests on one connection are
 //! handled one after another, so responses leave in request order however many a client
-//! pipelines. Shutdown stops accepting, lets each connection finish the request it is on, then
+//! pipelines. Shutdown first moves this broker's leaderships to other replicas (controlled
+//! shutdown), then stops accepting, lets each connection finish the request it is on, and
 //! closes the logs cleanly (flushed, indexes trimmed, clean-shutdown marker written).
+//!
+//! Starting joins the metadata quorum (alone, by default), applies the committed metadata to
+//! the hosted partitions, registers the broker with the active controller, and serves once the
+//! controller has unfenced it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -23,13 +28,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use gregor_log::LogManager;
+use gregor_metadata::records::Endpoint;
 use gregor_protocol::ErrorCode;
 
 use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::group::GroupCoordinator;
 use crate::group::classic::Reply;
 use crate::handlers::{
     ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
@@ -38,37 +42,13 @@ use crate::handlers::{
     join_group, leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
     offset_fetch, offset_for_leader_epoch, produce, sync_group, unsupported,
 };
-use crate::meta_properties;
-use crate::topics::TopicRegistry;
+use crate::node::{Broker, Node, blocking};
+use crate::now_ms;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// What every connection shares.
-struct Broker {
-    /// The static configuration (node id, defaults for topics, limits, DescribeConfigs).
-    config: BrokerConfig,
-    /// From `meta.properties`.
-    cluster_id: String,
-    /// Every partition's log; closed cleanly on shutdown.
-    logs: Arc<LogManager>,
-    topics: Arc<TopicRegistry>,
-    /// Consumer groups and committed offsets.
-    groups: GroupCoordinator,
-    /// Woken on every append, for fetches waiting for data (long poll), and at shutdown.
-    appended: tokio::sync::Notify,
-    /// Shutdown has begun: long polls answer with what they have instead of waiting.
-    stopping: AtomicBool,
-}
-
-/// The address clients are told to use for one listener.
+/// The listener a connection came in on (other brokers are described by their endpoint on it).
 #[derive(Clone)]
 struct Advertised {
-    host: String,
-    port: u16,
+    listener: String,
 }
 
 /// Why a connection is being closed.
@@ -101,98 +81,67 @@ pub async fn run(
 /// A started broker: its listeners are bound and serving.
 pub struct RunningBroker {
     addrs: Vec<SocketAddr>,
-    stop: watch::Sender<bool>,
     acceptors: JoinSet<()>,
-    broker: Arc<Broker>,
+    node: Node,
 }
 
 impl RunningBroker {
-    /// Opens the log directories (recovering them if needed), binds every listener and starts
-    /// serving. Logs the ready line with the real ports (port 0 picks a free one).
+    /// Opens the log directories (recovering them if needed), binds every listener, joins the
+    /// metadata quorum, registers with the controller and serves once this broker is unfenced.
+    /// Logs the ready line with the real ports (port 0 picks a free one).
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
-        let cluster_id = meta_properties::ensure(&config.log_dirs, config.node_id)?;
-        let log_config = config.default_log_config();
-        let dirs = config.log_dirs.clone();
-        let logs = tokio::task::spawn_blocking(move || {
-            LogManager::open(dirs, |_| log_config.clone(), now_ms())
-        })
-        .await
-        .expect("log loading does not panic")?;
-        let logs = Arc::new(logs);
-        let topics = TopicRegistry::load(Arc::clone(&logs), config.default_log_config())
-            .map_err(|e| BrokerError::Topics(e.to_string()))?;
-        let topics = Arc::new(topics);
-        let groups =
-            GroupCoordinator::new(config.group.clone(), Arc::clone(&logs), Arc::clone(&topics));
-        let groups = tokio::task::spawn_blocking(move || {
-            let loaded = groups.load(now_ms())?;
-            tracing::info!(
-                groups = loaded,
-                "group coordinator loaded __consumer_offsets"
-            );
-            Ok::<_, crate::group::store::StoreError>(groups)
-        })
-        .await
-        .expect("group loading does not panic")
-        .map_err(|e| BrokerError::Topics(e.to_string()))?;
-        let broker = Arc::new(Broker {
-            config: config.clone(),
-            cluster_id,
-            logs,
-            topics,
-            groups,
-            appended: tokio::sync::Notify::new(),
-            stopping: AtomicBool::new(false),
-        });
         let mut bound = Vec::new();
-        for listener in &config.listeners {
-            let addr = listener.address();
-            let tcp = TcpListener::bind(&addr)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let local = tcp
-                .local_addr()
-                .map_err(|source| BrokerError::Io { addr: None, source })?;
-            let advertised = config
-                .advertised_listeners
-                .iter()
-                .find(|a| a.name == listener.name);
-            let host = advertised.map_or_else(|| local.ip().to_string(), |a| a.host.clone());
-            // Port 0 asks the OS for a free port: advertise the one it gave.
-            let port = advertised.map_or(0, |a| a.port);
-            let port = if port == 0 { local.port() } else { port };
-            tracing::info!(
-                "Gregor broker {} ready: listening on {}://{} (cluster id {})",
-                broker.config.node_id,
-                listener.name,
-                local,
-                broker.cluster_id
-            );
-            bound.push((tcp, local, Advertised { host, port }));
+        let mut endpoints = Vec::new();
+        if config.cluster.roles.broker {
+            for listener in &config.listeners {
+                let addr = listener.address();
+                let tcp = TcpListener::bind(&addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                let local = tcp
+                    .local_addr()
+                    .map_err(|source| BrokerError::Io { addr: None, source })?;
+                let advertised = config
+                    .advertised_listeners
+                    .iter()
+                    .find(|a| a.name == listener.name);
+                let host = advertised.map_or_else(|| local.ip().to_string(), |a| a.host.clone());
+                // Port 0 asks the OS for a free port: advertise the one it gave.
+                let port = advertised.map_or(0, |a| a.port);
+                let port = if port == 0 { local.port() } else { port };
+                endpoints.push(Endpoint {
+                    name: listener.name.clone(),
+                    host,
+                    port,
+                    security_protocol: "PLAINTEXT".into(),
+                });
+                bound.push((tcp, local, listener.name.clone()));
+            }
         }
-        let (stop, stop_rx) = watch::channel(false);
+        let node = Node::start(config.clone(), endpoints).await?;
         let mut acceptors = JoinSet::new();
         let mut addrs = Vec::new();
-        for (tcp, local, advertised) in bound {
+        for (tcp, local, listener) in bound {
             addrs.push(local);
+            tracing::info!(
+                "Gregor broker {} ready: listening on {listener}://{local} (cluster id {})",
+                config.node_id,
+                node.broker.cluster_id
+            );
             acceptors.spawn(accept_loop(
                 tcp,
-                advertised,
-                Arc::clone(&broker),
-                stop_rx.clone(),
+                Advertised { listener },
+                Arc::clone(&node.broker),
+                node.stopped(),
             ));
         }
-        let interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1) as u64);
-        acceptors.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
-        acceptors.spawn(group_ticks(Arc::clone(&broker), stop_rx.clone()));
         Ok(RunningBroker {
             addrs,
-            stop,
             acceptors,
-            broker,
+            node,
         })
     }
 
@@ -201,65 +150,15 @@ impl RunningBroker {
         &self.addrs
     }
 
-    /// Stops accepting, lets connections finish the request they are on, and closes the logs
-    /// cleanly (the next start skips recovery).
+    /// Moves this broker's leaderships away (controlled shutdown), stops accepting, lets
+    /// connections finish the request they are on, and closes the logs cleanly (the next
+    /// start skips recovery).
     pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+        self.node.leave().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
-        let _ = self.stop.send(true);
-        self.broker.stopping.store(true, Ordering::Release);
-        self.broker.appended.notify_waiters();
-        self.broker.groups.shutdown();
+        self.node.stop();
         while self.acceptors.join_next().await.is_some() {}
-        let logs = Arc::clone(&self.broker.logs);
-        tokio::task::spawn_blocking(move || logs.shutdown(now_ms()))
-            .await
-            .expect("log shutdown does not panic")?;
-        tracing::info!("shutdown complete");
-        Ok(())
-    }
-}
-
-/// The log manager's periodic work, as Kafka's scheduler runs it: retention (time, size, log
-/// start), removal of `.deleted` files, compaction, `flush.ms`, and the recovery-point and
-/// log-start checkpoints, every `log.retention.check.interval.ms`.
-async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let logs = Arc::clone(&broker.logs);
-        let pass = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            logs.run_retention(now);
-            logs.run_cleaner(now);
-            logs.flush_due(now);
-            logs.checkpoint()
-        });
-        match pass.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "writing log checkpoints failed"),
-            Err(e) => tracing::error!(error = %e, "log housekeeping panicked"),
-            Ok(Ok(())) => {}
-        }
-    }
-}
-
-/// How often group deadlines (sessions, rebalance timeouts, delays) are checked: their
-/// resolution, a small fraction of the shortest session timeout Kafka allows.
-const GROUP_TICK: Duration = Duration::from_millis(100);
-
-/// Drives the group coordinator's deadlines.
-async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(GROUP_TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        blocking(&broker, |b| b.groups.tick(now_ms())).await;
+        self.node.close().await
     }
 }
 
@@ -385,74 +284,67 @@ async fn handle(
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
-            // May create topics (auto-creation): file I/O, so off the async threads.
-            let advertised = advertised.clone();
-            ResponseKind::Metadata(
-                blocking(broker, move |b| {
-                    let view = cluster_view(b, &advertised);
-                    metadata::handle(&r, &view, &b.topics, now_ms())
-                })
-                .await,
-            )
+            let image = broker.replicas.image();
+            let create = metadata::to_auto_create(&r, &image, broker.config.auto_create_topics_enable);
+            if !create.is_empty() {
+                metadata::auto_create(&broker.topics, create).await;
+            }
+            let image = broker.replicas.image();
+            let view = cluster_view(broker, &image, advertised);
+            ResponseKind::Metadata(metadata::handle(&r, &view))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
-            blocking(broker, move |b| {
-                let defaults = create_topics::Defaults {
-                    node_id: b.config.node_id,
-                    num_partitions: b.config.num_partitions,
-                    replication_factor: b.config.default_replication_factor,
-                };
-                create_topics::handle(&r, &b.topics, &defaults, now_ms())
-            })
-            .await,
-        ),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(&r, &broker.topics).await)
+        }
         RequestKind::Produce(r) => {
-            let acks = r.acks;
-            let (response, appended) =
-                blocking(broker, move |b| produce::handle(&r, &b.logs, now_ms())).await;
+            let (acks, timeout_ms) = (r.acks, r.timeout_ms);
+            let (mut response, pending, appended) =
+                blocking(broker, move |b| produce::append(&r, &b.replicas, now_ms())).await;
             if appended {
-                broker.appended.notify_waiters();
+                broker.replicas.wake_fetches();
             }
             if acks == 0 {
                 return Ok(None);
+            }
+            if !pending.is_empty() {
+                let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+                produce::await_replication(&mut response, pending, timeout).await;
             }
             ResponseKind::Produce(response)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
-            blocking(broker, move |b| list_offsets::handle(&r, version, &b.logs)).await,
+            blocking(broker, move |b| list_offsets::handle(&r, version, &b.replicas)).await,
         ),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(&r, &broker.logs))
-        }
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(&r, &broker.replicas),
+        ),
         RequestKind::DescribeCluster(r) => {
-            let view = cluster_view(broker, advertised);
+            let image = broker.replicas.image();
+            let view = cluster_view(broker, &image, advertised);
             ResponseKind::DescribeCluster(describe_cluster::handle(&r, &view))
         }
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
-            blocking(broker, move |b| {
-                create_partitions::handle(&r, &b.topics, b.config.node_id, now_ms())
-            })
-            .await,
-        ),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(&r, &broker.topics).await)
+        }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(configs::describe(&r, &broker.topics, &broker.config))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
-            blocking(broker, move |b| configs::alter(&r, &b.topics)).await,
-        ),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(&r, &broker.topics).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
-            blocking(broker, move |b| configs::incremental_alter(&r, &b.topics)).await,
+            configs::incremental_alter(&r, &broker.topics).await,
         ),
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&r, &broker.logs))
         }
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(
-            blocking(broker, move |b| delete_topics::handle(&r, &b.topics)).await,
-        ),
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(&r, &broker.topics).await)
+        }
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
             blocking(broker, move |b| {
-                delete_records::handle(&r, &b.logs, now_ms())
+                delete_records::handle(&r, &b.replicas, now_ms())
             })
             .await,
         ),
@@ -460,8 +352,9 @@ async fn handle(
             let advertised = advertised.clone();
             ResponseKind::FindCoordinator(
                 blocking(broker, move |b| {
-                    let view = cluster_view(b, &advertised);
-                    find_coordinator::handle(&r, version, &view, &b.groups, now_ms())
+                    let image = b.replicas.image();
+                    let view = cluster_view(b, &image, &advertised);
+                    find_coordinator::handle(&r, version, &view, &b.groups)
                 })
                 .await,
             )
@@ -559,18 +452,6 @@ async fn parked<T>(reply: Reply<T>, lost: impl FnOnce(&str) -> T) -> T {
     }
 }
 
-/// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's
-/// blocking pool, so the async threads keep serving other connections meanwhile.
-async fn blocking<T: Send + 'static>(
-    broker: &Arc<Broker>,
-    work: impl FnOnce(&Broker) -> T + Send + 'static,
-) -> T {
-    let shared = Arc::clone(broker);
-    tokio::task::spawn_blocking(move || work(&shared))
-        .await
-        .expect("request handlers do not panic")
-}
-
 /// Whether the message library can read `version` of `key` (so an error answer can be built
 /// for a version Gregor does not implement).
 fn decodable(key: ApiKey, version: i16) -> bool {
@@ -578,15 +459,25 @@ fn decodable(key: ApiKey, version: i16) -> bool {
     (range.min..=range.max).contains(&version)
 }
 
-/// What Metadata and DescribeCluster say about this broker, as seen from `advertised`.
-fn cluster_view<'a>(broker: &'a Broker, advertised: &'a Advertised) -> metadata::ClusterView<'a> {
+/// The cluster as Metadata, DescribeCluster and FindCoordinator describe it to a client on
+/// the listener `advertised`.
+fn cluster_view<'a>(
+    broker: &'a Broker,
+    image: &'a gregor_metadata::MetadataImage,
+    advertised: &'a Advertised,
+) -> metadata::ClusterView<'a> {
+    let is_broker = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    let controller_id = broker
+        .quorum
+        .leader()
+        .filter(|id| is_broker(*id))
+        .or_else(|| image.live_brokers().next().map(|b| b.id))
+        .unwrap_or(-1);
     metadata::ClusterView {
-        node_id: broker.config.node_id,
-        host: &advertised.host,
-        port: advertised.port,
+        image,
+        listener: &advertised.listener,
         cluster_id: &broker.cluster_id,
-        auto_create: broker.config.auto_create_topics_enable,
-        num_partitions: broker.config.num_partitions,
+        controller_id,
     }
 }
 
@@ -601,12 +492,12 @@ async fn long_poll_fetch(
     let request = Arc::new(request);
     loop {
         // Registered before reading, so an append between the read and the wait is not missed.
-        let appended = broker.appended.notified();
+        let appended = broker.replicas.appended().notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
         let req = Arc::clone(&request);
         let (response, bytes) = blocking(broker, move |b| {
-            fetch::handle(&req, version, &b.logs, &b.topics)
+            fetch::handle(&req, version, &b.replicas, &b.topics, now_ms())
         })
         .await;
         let now = Instant::now();
@@ -625,7 +516,7 @@ async fn long_poll_fetch(
             // Timed out: one last look, in case data arrived just as the wait ended.
             let req = Arc::clone(&request);
             return blocking(broker, move |b| {
-                fetch::handle(&req, version, &b.logs, &b.topics).0
+                fetch::handle(&req, version, &b.replicas, &b.topics, now_ms()).0
             })
             .await;
         }

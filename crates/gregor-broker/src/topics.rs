@@ -1,30 +1,43 @@
-//! `TopicRegistry`: the topics a single-node broker hosts, with their ids and config overrides.
+//! `TopicRegistry`: topics as the metadata image describes them, and the requests that change
+//! them.
 //!
-//! Until the metadata quorum exists (issue 6), topics live where Kafka keeps their per-partition
-//! traces: each partition directory holds Kafka's `partition.metadata` (`version: 0`,
-//! `topic_id: <id>`), and the registry is rebuilt at startup from the partition directories the
-//! `LogManager` found. Per-topic config overrides are kept in `topic-configs` in the first log
-//! directory (`topic key=value` lines), and applied to every partition's `LogConfig`.
+//! Reads (`get`, `by_id`, `all`) come from the last metadata image this broker applied, so they
+//! agree with the partitions it hosts. Changes (create, add partitions, configs, delete) are
+//! checked here first (names, config keys and values, as Kafka's broker does before forwarding),
+//! then decided by the active controller, and answered once this broker has applied the result:
+//! a client that creates a topic and produces to it at once finds it.
+//!
+//! Data directories written before the metadata quorum existed kept topics in
+//! `partition.metadata` files and a `topic-configs` file; [`legacy_topics`] reads them so the
+//! broker can import them into the metadata log once, on its first start.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gregor_log::config::LOG_CONFIG_KEYS;
-use gregor_log::{LogConfig, LogManager, TopicPartition};
+use gregor_log::{LogConfig, LogManager};
+use gregor_metadata::MetadataImage;
+use gregor_metadata::controller::{
+    ConfigOp, ControllerRequest, ControllerResponse, ItemError, NewPartitions, NewTopic,
+};
+use gregor_metadata::quorum::MetadataQuorum;
+use gregor_metadata::records::{BrokerId, ConfigResource};
 use gregor_protocol::ErrorCode;
-use parking_lot::RwLock;
 use uuid::Uuid;
 
-use gregor_protocol::ids;
+use crate::replica::{ReplicaManager, read_topic_id};
 
 /// Kafka's limit on topic name length (so `<topic>-<partition>` fits a file name).
 const MAX_NAME_LENGTH: usize = 249;
-/// File in the first log directory holding topic config overrides.
-const TOPIC_CONFIGS: &str = "topic-configs";
+/// File in the first log directory where pre-quorum brokers kept topic config overrides.
+const LEGACY_TOPIC_CONFIGS: &str = "topic-configs";
+/// How long a metadata change may take, end to end.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One hosted topic.
+/// One topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topic {
     /// Topic name.
@@ -37,45 +50,92 @@ pub struct Topic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// Why a topic could not be created.
+impl Topic {
+    fn from_image(image: &MetadataImage, id: Uuid) -> Option<Topic> {
+        let topic = image.topics.get(&id)?;
+        Some(Topic {
+            name: topic.name.clone(),
+            id,
+            partitions: topic.partitions.len() as i32,
+            configs: image.topic_configs(&topic.name),
+        })
+    }
+}
+
+/// Why a topic change was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TopicError {
-    /// A topic with that name exists.
-    #[error("topic '{0}' already exists")]
-    AlreadyExists(String),
     /// The name breaks Kafka's rules.
     #[error("{0}")]
     InvalidName(String),
-    /// Partition count below 1, or not above the current count when adding partitions.
-    #[error("{0}")]
-    InvalidPartitions(String),
-    /// More replicas than brokers.
-    #[error("replication factor {0} is larger than the number of brokers (1)")]
-    InvalidReplicationFactor(i16),
     /// A config key or value is not acceptable.
     #[error("{0}")]
     InvalidConfig(String),
     /// No such topic.
     #[error("topic '{0}' does not exist")]
     Unknown(String),
-    /// The disk failed while creating or deleting the logs.
-    #[error("{0}")]
-    Storage(String),
+    /// The controller refused (existing topic, bad partition count or replication factor…).
+    #[error("{message}")]
+    Refused {
+        /// Kafka error code.
+        code: ErrorCode,
+        /// Why.
+        message: String,
+    },
 }
 
 impl TopicError {
     /// The Kafka error code for this failure.
     pub fn error_code(&self) -> ErrorCode {
         match self {
-            TopicError::AlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
             TopicError::InvalidName(_) => ErrorCode::INVALID_TOPIC_EXCEPTION,
-            TopicError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
-            TopicError::InvalidReplicationFactor(_) => ErrorCode::INVALID_REPLICATION_FACTOR,
             TopicError::InvalidConfig(_) => ErrorCode::INVALID_CONFIG,
             TopicError::Unknown(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            TopicError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+            TopicError::Refused { code, .. } => *code,
         }
     }
+}
+
+impl From<ItemError> for TopicError {
+    fn from(e: ItemError) -> Self {
+        TopicError::Refused {
+            code: ErrorCode(e.code),
+            message: e.message,
+        }
+    }
+}
+
+/// The controller could not be reached or did not answer in time.
+fn unavailable(e: impl std::fmt::Display) -> TopicError {
+    TopicError::Refused {
+        code: ErrorCode::REQUEST_TIMED_OUT,
+        message: format!("the controller did not answer: {e}"),
+    }
+}
+
+fn unexpected(response: ControllerResponse) -> TopicError {
+    TopicError::Refused {
+        code: ErrorCode::UNKNOWN_SERVER_ERROR,
+        message: format!("unexpected controller answer {response:?}"),
+    }
+}
+
+/// The LogConfig of a topic: broker defaults plus the topic's overrides, each checked.
+pub fn log_config(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, TopicError> {
+    let mut config = defaults.clone();
+    for (k, v) in overrides {
+        if !LOG_CONFIG_KEYS.contains(&k.as_str()) {
+            check_unapplied(k, v)?;
+            continue;
+        }
+        config
+            .set(k, v)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    }
+    Ok(config)
 }
 
 /// Kafka topic configs Gregor accepts, stores and reports but does not act on yet, with the
@@ -150,241 +210,47 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// The hosted topics.
+/// Topics: see the module docs.
 pub struct TopicRegistry {
-    logs: Arc<LogManager>,
+    quorum: Arc<MetadataQuorum>,
+    replicas: Arc<ReplicaManager>,
     defaults: LogConfig,
-    configs_file: PathBuf,
-    topics: RwLock<BTreeMap<String, Topic>>,
-}
-
-fn partition_metadata(dir: &Path) -> PathBuf {
-    dir.join("partition.metadata")
-}
-
-fn read_topic_id(dir: &Path) -> Option<Uuid> {
-    let text = fs::read_to_string(partition_metadata(dir)).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("topic_id:"))
-        .and_then(|id| ids::from_text(id.trim()))
-}
-
-fn write_topic_id(dir: &Path, id: Uuid) -> std::io::Result<()> {
-    fs::write(
-        partition_metadata(dir),
-        format!("version: 0\ntopic_id: {}\n", ids::to_text(id)),
-    )
 }
 
 impl TopicRegistry {
-    /// Rebuilds the registry from the logs the `LogManager` loaded, and applies each topic's
-    /// config overrides to its logs.
-    pub fn load(logs: Arc<LogManager>, defaults: LogConfig) -> Result<TopicRegistry, TopicError> {
-        let configs_file = logs.dirs()[0].join(TOPIC_CONFIGS);
-        let mut configs = read_configs(&configs_file)?;
-        let mut topics: BTreeMap<String, Topic> = BTreeMap::new();
-        for log in logs.all_logs() {
-            let tp = log.topic_partition();
-            let id = match read_topic_id(log.dir()) {
-                Some(id) => id,
-                None => {
-                    let id = topics.get(&tp.topic).map_or_else(ids::random_id, |t| t.id);
-                    write_topic_id(log.dir(), id)
-                        .map_err(|e| TopicError::Storage(e.to_string()))?;
-                    id
-                }
-            };
-            let topic = topics.entry(tp.topic.clone()).or_insert_with(|| Topic {
-                name: tp.topic.clone(),
-                id,
-                partitions: 0,
-                configs: configs.remove(&tp.topic).unwrap_or_default(),
-            });
-            topic.partitions = topic.partitions.max(tp.partition + 1);
-        }
-        let registry = TopicRegistry {
-            logs,
+    /// Topics as `replicas` last applied them; changes through `quorum`'s controller.
+    pub fn new(
+        quorum: Arc<MetadataQuorum>,
+        replicas: Arc<ReplicaManager>,
+        defaults: LogConfig,
+    ) -> TopicRegistry {
+        TopicRegistry {
+            quorum,
+            replicas,
             defaults,
-            configs_file,
-            topics: RwLock::new(topics),
-        };
-        for topic in registry.topics.read().values() {
-            let config = registry.log_config(&topic.configs)?;
-            for p in 0..topic.partitions {
-                if let Some(log) = registry
-                    .logs
-                    .get_log(&TopicPartition::new(topic.name.clone(), p))
-                {
-                    log.update_config(config.clone());
-                    lead(&log)?;
-                }
-            }
         }
-        Ok(registry)
-    }
-
-    /// The LogConfig of a topic: broker defaults plus the topic's overrides.
-    pub fn log_config(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<LogConfig, TopicError> {
-        let mut config = self.defaults.clone();
-        for (k, v) in overrides {
-            if !LOG_CONFIG_KEYS.contains(&k.as_str()) {
-                check_unapplied(k, v)?;
-                continue;
-            }
-            config
-                .set(k, v)
-                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        }
-        Ok(config)
     }
 
     /// A topic by name.
     pub fn get(&self, name: &str) -> Option<Topic> {
-        self.topics.read().get(name).cloned()
+        let image = self.replicas.image();
+        let id = *image.topic_ids.get(name)?;
+        Topic::from_image(&image, id)
     }
 
     /// A topic by id.
     pub fn by_id(&self, id: Uuid) -> Option<Topic> {
-        self.topics.read().values().find(|t| t.id == id).cloned()
+        Topic::from_image(&self.replicas.image(), id)
     }
 
     /// Every topic, by name.
     pub fn all(&self) -> Vec<Topic> {
-        self.topics.read().values().cloned().collect()
-    }
-
-    /// Creates a topic (or only checks that it could be, with `validate_only`).
-    pub fn create(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-        now_ms: i64,
-    ) -> Result<Topic, TopicError> {
-        validate_name(name)?;
-        if partitions < 1 {
-            return Err(TopicError::InvalidPartitions(format!(
-                "number of partitions must be at least 1, got {partitions}"
-            )));
-        }
-        if replication_factor > 1 || replication_factor == 0 || replication_factor < -1 {
-            return Err(TopicError::InvalidReplicationFactor(replication_factor));
-        }
-        let config = self.log_config(&configs)?;
-        let mut topics = self.topics.write();
-        if topics.contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
-        let topic = Topic {
-            name: name.to_string(),
-            id: ids::random_id(),
-            partitions,
-            configs,
-        };
-        if validate_only {
-            return Ok(topic);
-        }
-        for p in 0..partitions {
-            let log = self
-                .logs
-                .get_or_create_log(&TopicPartition::new(name, p), config.clone(), now_ms)
-                .map_err(|e| TopicError::Storage(e.to_string()))?;
-            write_topic_id(log.dir(), topic.id).map_err(|e| TopicError::Storage(e.to_string()))?;
-            lead(&log)?;
-        }
-        topics.insert(name.to_string(), topic.clone());
-        write_configs(&self.configs_file, &topics)?;
-        tracing::info!(topic = name, partitions, id = %ids::to_text(topic.id), "created topic");
-        Ok(topic)
-    }
-}
-
-/// This single node leads every partition from epoch 0 on: the epoch is recorded at the log end
-/// when the partition is created or loaded, so OffsetForLeaderEpoch answers as a Kafka leader.
-fn lead(log: &gregor_log::Log) -> Result<(), TopicError> {
-    if log.latest_epoch().is_none() {
-        log.assign_epoch_start_offset(LEADER_EPOCH, log.log_end_offset())
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// The leader epoch of every partition on this single node.
-pub const LEADER_EPOCH: i32 = 0;
-
-impl TopicRegistry {
-    /// Adds partitions to a topic (CreatePartitions): `count` is the new total.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-        now_ms: i64,
-    ) -> Result<Topic, TopicError> {
-        let mut topics = self.topics.write();
-        let topic = topics
-            .get(name)
-            .cloned()
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let first_new = topic.partitions;
-        if count <= first_new {
-            return Err(TopicError::InvalidPartitions(format!(
-                "topic {name} has {first_new} partitions; the new count {count} must be larger \
-                 (partitions can only be added)"
-            )));
-        }
-        let grown = Topic {
-            partitions: count,
-            ..topic
-        };
-        if validate_only {
-            return Ok(grown);
-        }
-        let config = self.log_config(&grown.configs)?;
-        for p in first_new..count {
-            let log = self
-                .logs
-                .get_or_create_log(&TopicPartition::new(name, p), config.clone(), now_ms)
-                .map_err(|e| TopicError::Storage(e.to_string()))?;
-            write_topic_id(log.dir(), grown.id).map_err(|e| TopicError::Storage(e.to_string()))?;
-            lead(&log)?;
-        }
-        topics.insert(name.to_string(), grown.clone());
-        tracing::info!(topic = name, partitions = count, "added partitions");
-        Ok(grown)
-    }
-
-    /// Replaces a topic's config overrides (AlterConfigs, IncrementalAlterConfigs): checked,
-    /// persisted, and applied to every partition's log at once.
-    pub fn set_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let mut topics = self.topics.write();
-        let topic = topics
-            .get_mut(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let config = self.log_config(&configs)?;
-        if validate_only {
-            return Ok(());
-        }
-        topic.configs = configs;
-        let partitions = topic.partitions;
-        write_configs(&self.configs_file, &topics)?;
-        for p in 0..partitions {
-            if let Some(log) = self.logs.get_log(&TopicPartition::new(name, p)) {
-                log.update_config(config.clone());
-            }
-        }
-        tracing::info!(topic = name, "updated topic configs");
-        Ok(())
+        let image = self.replicas.image();
+        image
+            .topic_ids
+            .values()
+            .filter_map(|id| Topic::from_image(&image, *id))
+            .collect()
     }
 
     /// The broker-level defaults topics start from.
@@ -392,68 +258,234 @@ impl TopicRegistry {
         &self.defaults
     }
 
-    /// Deletes a topic: it leaves the registry at once, and each partition's directory is
-    /// renamed with Kafka's `-delete` suffix and removed.
-    pub fn delete(&self, name: &str) -> Result<Topic, TopicError> {
-        let mut topics = self.topics.write();
-        let topic = topics
-            .remove(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        write_configs(&self.configs_file, &topics)?;
-        drop(topics);
-        for p in 0..topic.partitions {
-            self.logs
-                .delete_log(&TopicPartition::new(name, p))
-                .map_err(|e| TopicError::Storage(e.to_string()))?;
+    /// Checks overrides the way topic creation and config changes do.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, TopicError> {
+        log_config(&self.defaults, overrides)
+    }
+
+    /// Creates a topic (or only checks that it could be, with `validate_only`). `partitions`
+    /// and `replication_factor` of -1 take the broker defaults; `assignments` (partition →
+    /// replicas) replaces both.
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        assignments: BTreeMap<i32, Vec<BrokerId>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(Topic, i16), TopicError> {
+        validate_name(name)?;
+        self.log_config(&configs)?;
+        let request = ControllerRequest::CreateTopics {
+            topics: vec![NewTopic {
+                name: name.to_string(),
+                num_partitions: partitions,
+                replication_factor,
+                assignments,
+                configs: configs.clone(),
+            }],
+            validate_only,
+        };
+        let response = self.request(request).await?;
+        let ControllerResponse::TopicsCreated(mut results) = response else {
+            return Err(unexpected(response));
+        };
+        let (_, result) = results.pop().ok_or_else(|| unavailable("no result"))?;
+        let created = result?;
+        let topic = Topic {
+            name: name.to_string(),
+            id: created.topic_id,
+            partitions: created.num_partitions,
+            configs,
+        };
+        if !validate_only {
+            let id = created.topic_id;
+            self.wait_for(|image| image.topics.contains_key(&id)).await;
+            tracing::info!(topic = name, partitions = topic.partitions, replication_factor = created.replication_factor, "created topic");
         }
+        Ok((topic, created.replication_factor))
+    }
+
+    /// Adds partitions to a topic (CreatePartitions): `count` is the new total.
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<BrokerId>>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let request = ControllerRequest::CreatePartitions {
+            topics: vec![NewPartitions {
+                name: name.to_string(),
+                count,
+                assignments,
+            }],
+            validate_only,
+        };
+        let response = self.request(request).await?;
+        let ControllerResponse::PartitionsCreated(mut results) = response else {
+            return Err(unexpected(response));
+        };
+        let (_, result) = results.pop().ok_or_else(|| unavailable("no result"))?;
+        result?;
+        if !validate_only {
+            self.wait_for(|image| {
+                image
+                    .topic(name)
+                    .is_some_and(|t| t.partitions.len() as i32 >= count)
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs, IncrementalAlterConfigs).
+    pub async fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let current = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        self.log_config(&configs)?;
+        let mut ops: Vec<ConfigOp> = current
+            .configs
+            .keys()
+            .filter(|k| !configs.contains_key(*k))
+            .map(|k| ConfigOp::Delete(k.clone()))
+            .collect();
+        ops.extend(
+            configs
+                .iter()
+                .filter(|(k, v)| current.configs.get(*k) != Some(v))
+                .map(|(k, v)| ConfigOp::Set(k.clone(), v.clone())),
+        );
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let resource = ConfigResource::Topic(name.to_string());
+        let request = ControllerRequest::AlterConfigs {
+            resources: vec![(resource, ops)],
+            validate_only,
+        };
+        let response = self.request(request).await?;
+        let ControllerResponse::ConfigsAltered(mut results) = response else {
+            return Err(unexpected(response));
+        };
+        let (_, result) = results.pop().ok_or_else(|| unavailable("no result"))?;
+        result?;
+        if !validate_only {
+            self.wait_for(|image| image.topic_configs(name) == configs)
+                .await;
+            tracing::info!(topic = name, "updated topic configs");
+        }
+        Ok(())
+    }
+
+    /// Deletes a topic. Every replica deletes its logs when it applies the removal (the
+    /// partition directories are renamed with Kafka's `-delete` suffix and removed).
+    pub async fn delete(&self, name: &str) -> Result<Topic, TopicError> {
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let request = ControllerRequest::DeleteTopics {
+            names: vec![name.to_string()],
+        };
+        let response = self.request(request).await?;
+        let ControllerResponse::TopicsDeleted(mut results) = response else {
+            return Err(unexpected(response));
+        };
+        let (_, result) = results.pop().ok_or_else(|| unavailable("no result"))?;
+        let id = result?;
+        self.wait_for(|image| !image.topics.contains_key(&id)).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
+
+    async fn request(&self, request: ControllerRequest) -> Result<ControllerResponse, TopicError> {
+        self.quorum
+            .request(request, CHANGE_TIMEOUT)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Waits (boundedly) until this broker has applied an image where `done` holds, so the
+    /// client's next request sees its change here.
+    async fn wait_for(&self, done: impl Fn(&MetadataImage) -> bool) {
+        let mut applied = self.replicas.applied();
+        let wait = async {
+            loop {
+                if done(&self.replicas.image()) {
+                    return;
+                }
+                if applied.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(CHANGE_TIMEOUT, wait).await.is_err() {
+            tracing::warn!("metadata change committed but not yet applied on this broker");
+        }
+    }
 }
 
-fn read_configs(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, TopicError> {
+/// A topic found in a data directory written before the metadata quorum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegacyTopic {
+    /// Name.
+    pub name: String,
+    /// Id from `partition.metadata`.
+    pub id: Uuid,
+    /// Partition count (highest partition directory + 1).
+    pub partitions: i32,
+    /// Overrides from `topic-configs`.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The topics a pre-quorum single-node broker left in `logs`' directories.
+pub fn legacy_topics(logs: &LogManager) -> Result<Vec<LegacyTopic>, std::io::Error> {
+    let mut configs = read_legacy_configs(&logs.dirs()[0].join(LEGACY_TOPIC_CONFIGS))?;
+    let mut topics: BTreeMap<String, LegacyTopic> = BTreeMap::new();
+    for log in logs.all_logs() {
+        let tp = log.topic_partition();
+        let Some(id) = read_topic_id(log.dir()) else {
+            continue;
+        };
+        let topic = topics.entry(tp.topic.clone()).or_insert_with(|| LegacyTopic {
+            name: tp.topic.clone(),
+            id,
+            partitions: 0,
+            configs: configs.remove(&tp.topic).unwrap_or_default(),
+        });
+        topic.partitions = topic.partitions.max(tp.partition + 1);
+    }
+    Ok(topics.into_values().collect())
+}
+
+fn read_legacy_configs(
+    path: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, std::io::Error> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => {
-            return Err(TopicError::Storage(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
+        Err(e) => return Err(e),
     };
     let mut configs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let parsed = line
+        if let Some((topic, (key, value))) = line
             .split_once(' ')
-            .and_then(|(topic, kv)| kv.split_once('=').map(|(k, v)| (topic, k, v)));
-        let (topic, key, value) = parsed.ok_or_else(|| {
-            TopicError::Storage(format!("malformed line in {}: {line:?}", path.display()))
-        })?;
-        configs
-            .entry(topic.to_string())
-            .or_default()
-            .insert(key.to_string(), value.to_string());
-    }
-    Ok(configs)
-}
-
-/// Rewrites the overrides file atomically (write, fsync, rename).
-fn write_configs(path: &Path, topics: &BTreeMap<String, Topic>) -> Result<(), TopicError> {
-    let mut text = String::new();
-    for topic in topics.values() {
-        for (k, v) in &topic.configs {
-            text.push_str(&format!("{} {k}={v}\n", topic.name));
+            .and_then(|(topic, kv)| kv.split_once('=').map(|kv| (topic, kv)))
+        {
+            configs
+                .entry(topic.to_string())
+                .or_default()
+                .insert(key.to_string(), value.to_string());
         }
     }
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let file = fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut &file, text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| TopicError::Storage(format!("cannot write {}: {e}", path.display())))
+    Ok(configs)
 }
 
 #[cfg(test)]
@@ -473,99 +505,47 @@ mod tests {
     }
 
     #[test]
-    fn create_persists_ids_and_configs_across_reload() {
+    fn configs_are_checked_against_kafkas_keys_and_values() {
+        let defaults = LogConfig::default();
+        let check = |k: &str, v: &str| {
+            log_config(&defaults, &[(k.to_string(), v.to_string())].into())
+                .map(|c| c.retention_ms)
+                .map_err(|e| e.error_code())
+        };
+        assert_eq!(check("retention.ms", "1000"), Ok(1000));
+        assert!(check("min.insync.replicas", "2").is_ok(), "known Kafka configs are accepted");
+        assert!(check("compression.type", "zstd").is_ok());
+        assert_eq!(check("no.such.config", "1"), Err(ErrorCode::INVALID_CONFIG));
+        assert_eq!(check("compression.type", "brotli"), Err(ErrorCode::INVALID_CONFIG));
+        assert_eq!(check("retention.ms", "soon"), Err(ErrorCode::INVALID_CONFIG));
+        assert_eq!(check("min.insync.replicas", "0"), Err(ErrorCode::INVALID_CONFIG));
+    }
+
+    #[test]
+    fn legacy_topics_are_found_with_ids_and_configs() {
         let root = tempfile::tempdir().unwrap();
-        let dirs = vec![root.path().to_path_buf()];
-        let logs = Arc::new(LogManager::open(dirs.clone(), |_| LogConfig::default(), 0).unwrap());
-        let registry = TopicRegistry::load(Arc::clone(&logs), LogConfig::default()).unwrap();
-        let configs: BTreeMap<String, String> =
-            [("retention.ms".to_string(), "1000".to_string())].into();
-        let created = registry
-            .create("events", 3, 1, configs.clone(), false, 0)
+        let logs = LogManager::open(vec![root.path().to_path_buf()], |_| LogConfig::default(), 0)
             .unwrap();
+        let id = gregor_protocol::ids::random_id();
+        for p in 0..2 {
+            let tp = gregor_log::TopicPartition::new("events", p);
+            let log = logs.get_or_create_log(&tp, LogConfig::default(), 0).unwrap();
+            fs::write(
+                log.dir().join("partition.metadata"),
+                format!("version: 0\ntopic_id: {}\n", gregor_protocol::ids::to_text(id)),
+            )
+            .unwrap();
+        }
+        fs::write(root.path().join("topic-configs"), "events retention.ms=1000\n").unwrap();
+        let found = legacy_topics(&logs).unwrap();
         assert_eq!(
-            registry
-                .create("events", 1, 1, BTreeMap::new(), false, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode(36)
-        );
-        assert_eq!(
-            registry
-                .create("x", 0, 1, BTreeMap::new(), false, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode(37)
-        );
-        assert_eq!(
-            registry
-                .create("x", 1, 3, BTreeMap::new(), false, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode(38)
-        );
-        let stored: BTreeMap<String, String> = [
-            ("min.insync.replicas".to_string(), "2".to_string()),
-            ("compression.type".to_string(), "zstd".to_string()),
-        ]
-        .into();
-        assert!(
-            registry.create("stored", 1, 1, stored, true, 0).is_ok(),
-            "known Kafka configs are accepted"
-        );
-        let unknown: BTreeMap<String, String> =
-            [("no.such.config".to_string(), "1".to_string())].into();
-        assert_eq!(
-            registry
-                .create("x", 1, 1, unknown, true, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode::INVALID_CONFIG
-        );
-        let bad_compression: BTreeMap<String, String> =
-            [("compression.type".to_string(), "brotli".to_string())].into();
-        assert_eq!(
-            registry
-                .create("x", 1, 1, bad_compression, true, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode::INVALID_CONFIG
-        );
-        let bad: BTreeMap<String, String> =
-            [("retention.ms".to_string(), "soon".to_string())].into();
-        assert_eq!(
-            registry
-                .create("x", 1, 1, bad, false, 0)
-                .unwrap_err()
-                .error_code(),
-            ErrorCode::INVALID_CONFIG
-        );
-        assert!(
-            registry
-                .create("dry", 1, 1, BTreeMap::new(), true, 0)
-                .is_ok()
-        );
-        assert!(
-            registry.get("dry").is_none(),
-            "validate_only creates nothing"
-        );
-        logs.shutdown(0).unwrap();
-        drop(registry);
-        drop(logs);
-        let logs = Arc::new(LogManager::open(dirs, |_| LogConfig::default(), 0).unwrap());
-        let registry = TopicRegistry::load(Arc::clone(&logs), LogConfig::default()).unwrap();
-        let reloaded = registry.get("events").unwrap();
-        assert_eq!(
-            registry.delete("nope").unwrap_err().error_code(),
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-        );
-        assert_eq!(reloaded, created);
-        let log = logs.get_log(&TopicPartition::new("events", 2)).unwrap();
-        assert_eq!(log.config().retention_ms, 1000);
-        let text = fs::read_to_string(log.dir().join("partition.metadata")).unwrap();
-        assert_eq!(
-            text,
-            format!("version: 0\ntopic_id: {}\n", ids::to_text(created.id))
+            found,
+            vec![LegacyTopic {
+                name: "events".into(),
+                id,
+                partitions: 2,
+                configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+            }]
         );
     }
 }

@@ -14,7 +14,7 @@
 //! The crate has no network code; times are passed in as milliseconds so that behaviour tied to
 //! the clock is testable.
 
-mod checkpoint;
+pub mod checkpoint;
 mod cleaner;
 pub mod config;
 mod error;

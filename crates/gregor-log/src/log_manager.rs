@@ -18,7 +18,7 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::log::{LoadOptions, Log};
 use crate::names::{
-    CLEAN_SHUTDOWN_MARKER, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
+    CLEAN_SHUTDOWN_MARKER, CLUSTER_METADATA_DIR, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT, TopicPartition,
 };
 
@@ -99,6 +99,9 @@ impl LogManager {
                 let Some(name) = name.to_str() else { continue };
                 if entry.path().is_dir() && name.ends_with("-delete") {
                     fs::remove_dir_all(entry.path()).at(&entry.path())?;
+                    continue;
+                }
+                if name == CLUSTER_METADATA_DIR {
                     continue;
                 }
                 let Some(tp) = TopicPartition::from_dir_name(name) else {

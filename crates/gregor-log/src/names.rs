@@ -26,6 +26,11 @@ pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Per-log-directory log start offsets.
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Per-log-directory high watermarks, written by the replica manager.
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+/// Directory of the cluster metadata log (Raft), in the metadata log directory. It looks like a
+/// partition directory but belongs to the quorum, not to the `LogManager`.
+pub const CLUSTER_METADATA_DIR: &str = "__cluster_metadata-0";
 /// Per-log-directory cleaner progress (first dirty offset of each compacted log).
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// Marker a broker leaves in each log directory after a clean shutdown.

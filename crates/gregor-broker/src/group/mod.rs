@@ -21,11 +21,12 @@ pub mod store;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use gregor_log::LogManager;
+use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
 use parking_lot::Mutex;
 
 use crate::config::GroupConfig;
+use crate::replica::{ReplicaManager, Role};
 use crate::topics::TopicRegistry;
 use classic::{
     ClassicGroup, ClassicLimits, ClassicState, JoinRequest, JoinResult, Reply, SyncOutcome,
@@ -180,25 +181,91 @@ pub struct GroupCoordinator {
     store: OffsetsTopic,
     topics: Arc<TopicRegistry>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// `__consumer_offsets` partitions this broker leads, and whether their groups are loaded:
+    /// a group is served here only while its partition is led here.
+    owned: Mutex<HashMap<i32, bool>>,
     next_expiry_check: Mutex<i64>,
 }
 
 impl GroupCoordinator {
-    /// A coordinator that keeps its state in `__consumer_offsets`; call [`Self::load`]
-    /// before serving.
-    pub fn new(config: GroupConfig, logs: Arc<LogManager>, topics: Arc<TopicRegistry>) -> Self {
+    /// A coordinator that keeps its state in `__consumer_offsets` (with up to
+    /// `replication_factor` replicas). It serves the groups of the offsets partitions this
+    /// broker leads, loaded as leadership arrives ([`Self::on_roles`]).
+    pub fn new(
+        config: GroupConfig,
+        replicas: Arc<ReplicaManager>,
+        topics: Arc<TopicRegistry>,
+        replication_factor: i16,
+    ) -> Self {
         let store = OffsetsTopic::new(
-            logs,
+            replicas,
             Arc::clone(&topics),
             config.offsets_topic_num_partitions,
             config.offsets_topic_segment_bytes,
+            replication_factor,
         );
         GroupCoordinator {
             config,
             store,
             topics,
             groups: Mutex::new(HashMap::new()),
+            owned: Mutex::new(HashMap::new()),
             next_expiry_check: Mutex::new(0),
+        }
+    }
+
+    /// Follows leadership changes of `__consumer_offsets` partitions: a partition led here
+    /// has its groups loaded (replayed from its log); one no longer led here has them dropped,
+    /// and their parked requests told `NOT_COORDINATOR`. File I/O: call from a blocking thread.
+    pub fn on_roles(&self, changes: &[(TopicPartition, Role)], now: i64) {
+        for (tp, role) in changes.iter().filter(|(tp, _)| tp.topic == OFFSETS_TOPIC) {
+            if *role == Role::Leader {
+                self.owned.lock().insert(tp.partition, false);
+                match self.load_partition(tp.partition, now) {
+                    Ok(loaded) => {
+                        tracing::info!(partition = tp.partition, groups = loaded, "now coordinating the groups of {OFFSETS_TOPIC}-{}", tp.partition);
+                        if let Some(done) = self.owned.lock().get_mut(&tp.partition) {
+                            *done = true;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = tp.partition, error = %e, "loading groups failed");
+                        self.owned.lock().remove(&tp.partition);
+                    }
+                }
+            } else if self.owned.lock().remove(&tp.partition).is_some() {
+                self.unload_partition(tp.partition);
+            }
+        }
+    }
+
+    /// Drops the groups of `partition` (leadership moved away).
+    fn unload_partition(&self, partition: i32) {
+        let partitions = self.store.partitions();
+        let gone: Vec<Arc<Mutex<Group>>> = {
+            let mut groups = self.groups.lock();
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| store::partition_for(id, partitions) == partition)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for group in &gone {
+            if let GroupKind::Classic(g) = &mut group.lock().kind {
+                g.fail_all_parked(ErrorCode::NOT_COORDINATOR);
+            }
+        }
+        tracing::info!(partition, groups = gone.len(), "no longer coordinating the groups of {OFFSETS_TOPIC}-{partition}");
+    }
+
+    /// Whether this broker coordinates `group` now: `NOT_COORDINATOR` when another broker
+    /// leads its partition, `COORDINATOR_LOAD_IN_PROGRESS` while its groups load.
+    fn check_owner(&self, group: &str) -> Result<(), ErrorCode> {
+        match self.owned.lock().get(&self.store.partition_for(group)) {
+            Some(true) => Ok(()),
+            Some(false) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+            None => Err(ErrorCode::NOT_COORDINATOR),
         }
     }
 
@@ -222,15 +289,12 @@ impl GroupCoordinator {
         self.config.consumer_heartbeat_interval_ms
     }
 
-    /// Rebuilds every group from `__consumer_offsets`: the latest record per key wins, a
-    /// tombstone removes.
-    pub fn load(&self, now: i64) -> Result<usize, store::StoreError> {
-        if self.topics.get(OFFSETS_TOPIC).is_none() {
-            return Ok(0);
-        }
+    /// Rebuilds the groups of one `__consumer_offsets` partition from its log: the latest
+    /// record per key wins, a tombstone removes.
+    fn load_partition(&self, partition: i32, now: i64) -> Result<usize, store::StoreError> {
         let limits = self.consumer_limits();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for partition in 0..self.store.partitions() {
+        {
             self.store.replay(partition, |record| {
                 let group = groups
                     .entry(record.group().to_string())
@@ -277,6 +341,7 @@ impl GroupCoordinator {
             })?;
         }
         let mut loaded = self.groups.lock();
+        let mut count = 0;
         for (id, mut group) in groups {
             if let GroupKind::Consumer(g) = &mut group.kind {
                 g.finish_load();
@@ -285,18 +350,23 @@ impl GroupCoordinator {
                 continue;
             }
             group.dead = false;
+            count += 1;
             loaded.insert(id, Arc::new(Mutex::new(group)));
         }
-        Ok(loaded.len())
+        Ok(count)
     }
 
-    /// FindCoordinator for a group: creates `__consumer_offsets` on first use, as Kafka does.
-    pub fn find_coordinator(&self, group: &str, now: i64) -> Result<(), ErrorCode> {
-        let _ = group;
-        self.store.ensure_created(now).map_err(|e| {
+    /// FindCoordinator for a group: creates `__consumer_offsets` on first use, as Kafka does,
+    /// and returns the partition whose leader coordinates the group.
+    pub fn find_coordinator(&self, group: &str) -> Result<TopicPartition, ErrorCode> {
+        self.store.ensure_created().map_err(|e| {
             tracing::warn!(error = %e, "group coordinator unavailable");
             e.error_code()
-        })
+        })?;
+        Ok(TopicPartition::new(
+            OFFSETS_TOPIC,
+            self.store.partition_for(group),
+        ))
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -349,8 +419,11 @@ impl GroupCoordinator {
         {
             return refuse(ErrorCode::INVALID_SESSION_TIMEOUT);
         }
-        if self.store.ensure_created(now).is_err() {
-            return refuse(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        if let Err(e) = self.store.ensure_created() {
+            return refuse(e.error_code());
+        }
+        if let Err(e) = self.check_owner(group_id) {
+            return refuse(e);
         }
         let group = self.get_or_create(group_id, now);
         let mut group = group.lock();
@@ -375,6 +448,9 @@ impl GroupCoordinator {
 
     /// SyncGroup: the leader's assignment is written before anyone receives it.
     pub fn sync_group(&self, group_id: &str, request: SyncRequest, now: i64) -> Reply<SyncResult> {
+        if let Err(e) = self.check_owner(group_id) {
+            return Reply::Now(SyncResult::error(e));
+        }
         let Some(group) = self.get(group_id) else {
             return Reply::Now(SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID));
         };
@@ -409,6 +485,9 @@ impl GroupCoordinator {
         generation: i32,
         now: i64,
     ) -> ErrorCode {
+        if let Err(e) = self.check_owner(group_id) {
+            return e;
+        }
         let Some(group) = self.get(group_id) else {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         };
@@ -426,6 +505,9 @@ impl GroupCoordinator {
         members: &[(String, Option<String>)],
         now: i64,
     ) -> Vec<ErrorCode> {
+        if let Err(e) = self.check_owner(group_id) {
+            return vec![e; members.len()];
+        }
         let Some(group) = self.get(group_id) else {
             return vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()];
         };
@@ -477,11 +559,11 @@ impl GroupCoordinator {
                 "the consumer group protocol is disabled (group.coordinator.rebalance.protocols)",
             );
         }
-        if self.store.ensure_created(now).is_err() {
-            return refuse(
-                ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                "offsets topic unavailable",
-            );
+        if let Err(e) = self.store.ensure_created() {
+            return refuse(e.error_code(), "offsets topic unavailable");
+        }
+        if let Err(e) = self.check_owner(group_id) {
+            return refuse(e, "this broker does not coordinate the group");
         }
         let group = self.get_or_create(group_id, now);
         let mut group = group.lock();
@@ -540,6 +622,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ErrorCode::INVALID_GROUP_ID);
         }
+        self.check_owner(group_id)?;
         let group = match self.get(group_id) {
             Some(g) => g,
             None if committer.generation < 0 && committer.member_id.is_empty() => {
@@ -605,6 +688,7 @@ impl GroupCoordinator {
         topics: Option<Vec<(String, Vec<i32>)>>,
         member: Option<(&str, i32)>,
     ) -> Result<Vec<FetchedOffset>, ErrorCode> {
+        self.check_owner(group_id)?;
         let group = self.get(group_id);
         let group = group.as_ref().map(|g| g.lock());
         if let (Some(group), Some((member_id, epoch))) = (&group, member)
@@ -641,6 +725,7 @@ impl GroupCoordinator {
         partitions: Vec<(String, i32)>,
         now: i64,
     ) -> Result<Vec<PartitionResult>, ErrorCode> {
+        self.check_owner(group_id)?;
         let Some(group) = self.get(group_id) else {
             return Err(ErrorCode::GROUP_ID_NOT_FOUND);
         };
@@ -686,6 +771,9 @@ impl GroupCoordinator {
     /// DeleteGroups for one group: only an empty group can go; its metadata and offsets get
     /// tombstones.
     pub fn delete_group(&self, group_id: &str, now: i64) -> ErrorCode {
+        if let Err(e) = self.check_owner(group_id) {
+            return e;
+        }
         let Some(group) = self.get(group_id) else {
             return ErrorCode::GROUP_ID_NOT_FOUND;
         };
@@ -711,15 +799,20 @@ impl GroupCoordinator {
         self.groups.lock().remove(&group.id);
     }
 
-    /// Runs `f` on a group (for the describe and list APIs).
-    pub fn with_group<T>(&self, group_id: &str, f: impl FnOnce(Option<&Group>) -> T) -> T {
-        match self.get(group_id) {
+    /// Runs `f` on a group (for the describe APIs), or answers why this broker cannot.
+    pub fn with_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(Option<&Group>) -> T,
+    ) -> Result<T, ErrorCode> {
+        self.check_owner(group_id)?;
+        Ok(match self.get(group_id) {
             Some(group) => {
                 let group = group.lock();
                 f((!group.dead).then_some(&*group))
             }
             None => f(None),
-        }
+        })
     }
 
     /// Runs `f` on every group.

@@ -2,19 +2,26 @@
 //! and what it replays on start.
 //!
 //! The topic is created the first time a client looks for a coordinator (as Kafka does), with
-//! `cleanup.policy=compact`, so only the latest record per key survives cleaning. Writes go
-//! through the partition's `Log` like a producer's, and are durable before the coordinator
-//! answers (the log's `flush.messages` policy, by default every append).
+//! `cleanup.policy=compact`, so only the latest record per key survives cleaning, and
+//! `offsets.topic.replication.factor` replicas (at most as many as there are live brokers).
+//! Writes go through the partition's leader like a producer's `acks=all`: the coordinator
+//! answers once every in-sync replica has them, so a new coordinator elected from the ISR
+//! knows every answered commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use gregor_log::{LogManager, TopicPartition};
+use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{BatchIter, Compression, RecordBatchBuilder};
 
 use super::records::CoordinatorRecord;
-use crate::topics::{LEADER_EPOCH, TopicRegistry};
+use crate::replica::ReplicaManager;
+use crate::topics::TopicRegistry;
+
+/// How long a write may wait for the in-sync replicas (Kafka's `offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Kafka's name for the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -25,9 +32,17 @@ pub enum StoreError {
     /// Creating the topic failed.
     #[error("cannot create {OFFSETS_TOPIC}: {0}")]
     Create(String),
-    /// The partition's log is missing (deleted or offline).
-    #[error("{OFFSETS_TOPIC}-{0} is not available")]
-    Unavailable(i32),
+    /// This broker does not lead the partition (anymore).
+    #[error("{OFFSETS_TOPIC}-{0} is not led by this broker")]
+    NotLeader(i32),
+    /// The in-sync replicas did not confirm the write.
+    #[error("{OFFSETS_TOPIC}-{partition}: replication failed: {code:?}")]
+    Replication {
+        /// The partition.
+        partition: i32,
+        /// Why.
+        code: ErrorCode,
+    },
     /// The log refused the append or read.
     #[error("{OFFSETS_TOPIC}-{partition}: {message}")]
     Log {
@@ -39,34 +54,46 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// What a client is told: the coordinator cannot serve the group right now.
+    /// What a client is told: `NOT_COORDINATOR` when it should look for the new coordinator,
+    /// else the coordinator cannot serve the group right now.
     pub fn error_code(&self) -> ErrorCode {
-        ErrorCode::COORDINATOR_NOT_AVAILABLE
+        match self {
+            StoreError::NotLeader(_) => ErrorCode::NOT_COORDINATOR,
+            _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        }
     }
 }
 
 /// Reads and writes `__consumer_offsets`.
 pub struct OffsetsTopic {
-    logs: Arc<LogManager>,
+    replicas: Arc<ReplicaManager>,
     topics: Arc<TopicRegistry>,
     configured_partitions: i32,
     segment_bytes: u64,
+    replication_factor: i16,
+    /// The runtime the coordinator's blocking callers wait on (controller and replication).
+    runtime: tokio::runtime::Handle,
 }
 
 impl OffsetsTopic {
-    /// The offsets topic with `partitions` partitions (`offsets.topic.num.partitions`) and
-    /// `segment_bytes` segments (`offsets.topic.segment.bytes`) once created.
+    /// The offsets topic with `partitions` partitions (`offsets.topic.num.partitions`),
+    /// `segment_bytes` segments (`offsets.topic.segment.bytes`) and up to `replication_factor`
+    /// replicas (`offsets.topic.replication.factor`) once created. Must be called within the
+    /// broker's runtime.
     pub fn new(
-        logs: Arc<LogManager>,
+        replicas: Arc<ReplicaManager>,
         topics: Arc<TopicRegistry>,
         partitions: i32,
         segment_bytes: u64,
+        replication_factor: i16,
     ) -> OffsetsTopic {
         OffsetsTopic {
-            logs,
+            replicas,
             topics,
             configured_partitions: partitions,
             segment_bytes,
+            replication_factor,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -83,31 +110,36 @@ impl OffsetsTopic {
         partition_for(group, self.partitions())
     }
 
-    /// Creates the topic if it does not exist yet.
-    pub fn ensure_created(&self, now_ms: i64) -> Result<(), StoreError> {
+    /// Creates the topic if it does not exist yet. Blocks on the controller: call from a
+    /// blocking thread.
+    pub fn ensure_created(&self) -> Result<(), StoreError> {
         if self.topics.get(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
+        let live = self.replicas.image().live_brokers().count().max(1);
+        let replication_factor = self.replication_factor.min(live as i16);
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), self.segment_bytes.to_string()),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
-        match self.topics.create(
+        let create = self.topics.create(
             OFFSETS_TOPIC,
             self.configured_partitions,
-            1,
+            replication_factor,
+            BTreeMap::new(),
             configs,
             false,
-            now_ms,
-        ) {
+        );
+        match self.runtime.block_on(create) {
             Ok(_) => Ok(()),
             Err(_) if self.topics.get(OFFSETS_TOPIC).is_some() => Ok(()),
             Err(e) => Err(StoreError::Create(e.to_string())),
         }
     }
 
-    /// Appends `records` to `partition` as one batch and waits until they are durable.
+    /// Appends `records` to `partition` as one batch and waits until every in-sync replica has
+    /// them. Blocks: call from a blocking thread.
     pub fn append(
         &self,
         partition: i32,
@@ -117,11 +149,12 @@ impl OffsetsTopic {
         if records.is_empty() {
             return Ok(());
         }
-        self.ensure_created(now_ms)?;
-        let log = self
-            .logs
-            .get_log(&TopicPartition::new(OFFSETS_TOPIC, partition))
-            .ok_or(StoreError::Unavailable(partition))?;
+        self.ensure_created()?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let leader = self
+            .replicas
+            .leader_partition(&tp)
+            .map_err(|_| StoreError::NotLeader(partition))?;
         let failed = |e: &dyn std::fmt::Display| StoreError::Log {
             partition,
             message: e.to_string(),
@@ -132,10 +165,31 @@ impl OffsetsTopic {
             builder.append(i as i64, now_ms, Some(&key), value.as_deref(), &[]);
         }
         let mut batch = builder.build().map_err(|e| failed(&e))?;
-        let info = log
-            .append_as_leader(&mut batch, LEADER_EPOCH, now_ms)
+        let min_insync = self.replicas.min_insync_replicas(OFFSETS_TOPIC);
+        let (info, epoch) = leader
+            .append_as_leader(&mut batch, -1, min_insync, now_ms)
+            .map_err(|e| match e {
+                crate::replica::AppendError::NotLeader => StoreError::NotLeader(partition),
+                e => failed(&e),
+            })?;
+        leader
+            .log()
+            .flush_if_required(&info, now_ms)
             .map_err(|e| failed(&e))?;
-        log.flush_if_required(&info, now_ms).map_err(|e| failed(&e))
+        self.replicas.wake_fetches();
+        let replicated = ReplicaManager::wait_for_replication(
+            &leader,
+            info.last_offset,
+            epoch,
+            min_insync,
+            COMMIT_TIMEOUT,
+        );
+        self.runtime
+            .block_on(replicated)
+            .map_err(|code| match code {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER => StoreError::NotLeader(partition),
+                code => StoreError::Replication { partition, code },
+            })
     }
 
     /// Calls `apply` with every record of `partition`, oldest first. Records Gregor does not
@@ -147,7 +201,8 @@ impl OffsetsTopic {
         mut apply: impl FnMut(CoordinatorRecord),
     ) -> Result<(), StoreError> {
         let Some(log) = self
-            .logs
+            .replicas
+            .logs()
             .get_log(&TopicPartition::new(OFFSETS_TOPIC, partition))
         else {
             return Ok(());

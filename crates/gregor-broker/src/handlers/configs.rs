@@ -204,12 +204,12 @@ fn refuse_non_topic(resource_type: i8) -> Option<(i16, Option<StrBytes>)> {
 }
 
 /// AlterConfigs: the given set replaces all of a topic's overrides.
-pub fn alter(request: &AlterConfigsRequest, topics: &TopicRegistry) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let (code, message) = refuse_non_topic(r.resource_type).unwrap_or_else(|| {
+pub async fn alter(request: &AlterConfigsRequest, topics: &TopicRegistry) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let (code, message) = match refuse_non_topic(r.resource_type) {
+            Some(refused) => refused,
+            None => {
                 let configs = r
                     .configs
                     .iter()
@@ -219,74 +219,105 @@ pub fn alter(request: &AlterConfigsRequest, topics: &TopicRegistry) -> AlterConf
                             .map(|v| (c.name.to_string(), v.to_string()))
                     })
                     .collect();
-                outcome(topics.set_configs(
-                    r.resource_name.as_str(),
-                    configs,
-                    request.validate_only,
-                ))
-            });
-            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
-            )
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name.clone())
-            .with_error_code(code)
-            .with_error_message(message)
-        })
-        .collect();
+                outcome(
+                    topics
+                        .set_configs(r.resource_name.as_str(), configs, request.validate_only)
+                        .await,
+                )
+            }
+        };
+        responses.push(
+            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message),
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) on list values.
-pub fn incremental_alter(
+/// The overrides a topic has after applying IncrementalAlterConfigs operations: SET (0),
+/// DELETE (1), APPEND (2) and SUBTRACT (3) on list values.
+fn apply_operations(
+    topics: &TopicRegistry,
+    r: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<BTreeMap<String, String>, (i16, Option<StrBytes>)> {
+    let name = r.resource_name.as_str();
+    let Some(topic) = topics.get(name) else {
+        return Err(outcome(Err(TopicError::Unknown(name.to_string()))));
+    };
+    let mut configs = topic.configs.clone();
+    for c in &r.configs {
+        let key = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        let current = configs
+            .get(&key)
+            .cloned()
+            .or_else(|| topics.defaults().get(&key))
+            .unwrap_or_default();
+        let mut items: Vec<String> = current
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        match c.config_operation {
+            0 => {
+                configs.insert(key, value);
+            }
+            1 => {
+                configs.remove(&key);
+            }
+            2 => {
+                for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if !items.iter().any(|i| i == v) {
+                        items.push(v.to_string());
+                    }
+                }
+                configs.insert(key, items.join(","));
+            }
+            3 => {
+                let remove: Vec<&str> = value.split(',').map(str::trim).collect();
+                items.retain(|i| !remove.contains(&i.as_str()));
+                configs.insert(key, items.join(","));
+            }
+            op => {
+                return Err((
+                    INVALID_REQUEST,
+                    Some(text(format!("unknown config operation {op}"))),
+                ));
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// IncrementalAlterConfigs.
+pub async fn incremental_alter(
     request: &IncrementalAlterConfigsRequest,
     topics: &TopicRegistry,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let (code, message) = refuse_non_topic(r.resource_type).unwrap_or_else(|| {
-                let name = r.resource_name.as_str();
-                let Some(topic) = topics.get(name) else {
-                    return outcome(Err(TopicError::Unknown(name.to_string())));
-                };
-                let mut configs = topic.configs.clone();
-                for c in &r.configs {
-                    let key = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                    let current = configs.get(&key).cloned().or_else(|| topics.defaults().get(&key)).unwrap_or_default();
-                    let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                    match c.config_operation {
-                        0 => {
-                            configs.insert(key, value);
-                        }
-                        1 => {
-                            configs.remove(&key);
-                        }
-                        2 => {
-                            for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                if !items.iter().any(|i| i == v) {
-                                    items.push(v.to_string());
-                                }
-                            }
-                            configs.insert(key, items.join(","));
-                        }
-                        3 => {
-                            let remove: Vec<&str> = value.split(',').map(str::trim).collect();
-                            items.retain(|i| !remove.contains(&i.as_str()));
-                            configs.insert(key, items.join(","));
-                        }
-                        op => return (INVALID_REQUEST, Some(text(format!("unknown config operation {op}")))),
-                    }
-                }
-                outcome(topics.set_configs(name, configs, request.validate_only))
-            });
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let (code, message) = match refuse_non_topic(r.resource_type) {
+            Some(refused) => refused,
+            None => match apply_operations(topics, r) {
+                Ok(configs) => outcome(
+                    topics
+                        .set_configs(r.resource_name.as_str(), configs, request.validate_only)
+                        .await,
+                ),
+                Err(refused) => refused,
+            },
+        };
+        responses.push(
             kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -54,6 +54,7 @@ pub fn handle(
             let described = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(i32::MIN);
+            let refused = described.clone();
             coordinator.with_group(id, |group| {
                 let consumer = group.and_then(|g| match &g.kind {
                     GroupKind::Consumer(c) => Some(c),
@@ -107,6 +108,7 @@ pub fn handle(
                     .with_assignor_name(s(&g.assignor_name))
                     .with_members(members)
             })
+            .unwrap_or_else(|code| refused.with_error_code(code.0))
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)

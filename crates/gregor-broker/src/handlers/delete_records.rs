@@ -1,18 +1,21 @@
 //! `DeleteRecords` (key 21, v0–2): moves partitions' log start offsets forward. Offset -1
-//! means the high watermark (the log end, on this single node).
+//! means the high watermark; nothing at or past it may be deleted. Only the leader deletes;
+//! followers follow its log start offset as they fetch.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use gregor_log::{LogManager, TopicPartition};
+use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
+
+use crate::replica::ReplicaManager;
 
 /// Answers a DeleteRecords request.
 pub fn handle(
     request: &DeleteRecordsRequest,
-    logs: &LogManager,
+    replicas: &ReplicaManager,
     now_ms: i64,
 ) -> DeleteRecordsResponse {
     let topics = request
@@ -26,17 +29,18 @@ pub fn handle(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(log) = logs.get_log(&TopicPartition::new(
-                        topic.name.0.as_str(),
-                        p.partition_index,
-                    )) else {
-                        return result.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+                    let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+                    let partition = match replicas.leader_partition(&tp) {
+                        Ok(partition) => partition,
+                        Err(code) => return result.with_error_code(code.0),
                     };
-                    let offset = if p.offset == -1 {
-                        log.log_end_offset()
-                    } else {
-                        p.offset
-                    };
+                    let log = partition.log();
+                    // Kafka deletes only below the high watermark: -1 means up to it.
+                    let high_watermark = partition.high_watermark();
+                    let offset = if p.offset == -1 { high_watermark } else { p.offset };
+                    if offset > high_watermark {
+                        return result.with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.0);
+                    }
                     match log.delete_records_before(offset, now_ms) {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
                         Err(e) => result.with_error_code(e.error_code().0),

@@ -29,6 +29,7 @@ pub fn handle(
             } else {
                 described
             };
+            let refused = described.clone();
             coordinator.with_group(id, |group| {
                 let Some(group) = group else {
                     return described.with_group_state(StrBytes::from_static_str("Dead"));
@@ -88,6 +89,7 @@ pub fn handle(
                     ),
                 }
             })
+            .unwrap_or_else(|code| refused.with_error_code(code.0))
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

@@ -6,14 +6,20 @@
 //! `max_bytes` are honoured, but the first batch found is always returned whole so a consumer
 //! can progress past a large batch. This module does one pass; the server repeats it when
 //! `min_bytes` is not met, after an append wakes it or `max_wait_ms` runs out (long poll).
+//!
+//! Only the leader serves a partition. Consumers read below the high watermark. A follower
+//! (`replica_id`, or `ReplicaState` from v15, naming a broker) reads up to the log end, and
+//! the offset it fetches at tells the leader how far it has copied: that moves the high
+//! watermark and the ISR.
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use gregor_log::{LogManager, TopicPartition};
+use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
 
+use crate::replica::ReplicaManager;
 use crate::topics::TopicRegistry;
 
 /// `FETCH_SESSION_ID_NOT_FOUND`.
@@ -25,9 +31,15 @@ const UNKNOWN_TOPIC_ID: i16 = 100;
 pub fn handle(
     request: &FetchRequest,
     version: i16,
-    logs: &LogManager,
+    replicas: &ReplicaManager,
     topics: &TopicRegistry,
+    now_ms: i64,
 ) -> (FetchResponse, usize) {
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     if request.session_id != 0 {
         return (
             FetchResponse::default().with_error_code(FETCH_SESSION_ID_NOT_FOUND),
@@ -61,19 +73,37 @@ pub fn handle(
                     let Some(name) = &name else {
                         return response.with_error_code(UNKNOWN_TOPIC_ID);
                     };
-                    let Some(log) = logs.get_log(&TopicPartition::new(name.clone(), p.partition))
-                    else {
-                        return response.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+                    let tp = TopicPartition::new(name.clone(), p.partition);
+                    let partition = match replicas.leader_partition(&tp) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code.0),
                     };
-                    let end = log.log_end_offset();
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(code.0);
+                    }
+                    let upper_bound = if replica_id >= 0 {
+                        if let Err(code) = replicas.record_follower_fetch(
+                            &partition,
+                            replica_id,
+                            p.fetch_offset,
+                            now_ms,
+                        ) {
+                            return response.with_error_code(code.0);
+                        }
+                        None
+                    } else {
+                        Some(partition.high_watermark())
+                    };
+                    let log = partition.log();
+                    let high_watermark = partition.high_watermark();
                     let response = response
-                        .with_high_watermark(end)
-                        .with_last_stable_offset(end)
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
                         .with_log_start_offset(log.log_start_offset())
                         .with_aborted_transactions(Some(Vec::new()));
                     let max = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // The first batch goes out whole even past the limits, as in Kafka.
-                    match log.read(p.fetch_offset, max, None, total == 0) {
+                    match log.read(p.fetch_offset, max, upper_bound, total == 0) {
                         Ok(Some(slice)) => match slice.read_to_vec() {
                             Ok(bytes) => {
                                 total += bytes.len();

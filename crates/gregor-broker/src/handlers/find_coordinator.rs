@@ -1,5 +1,5 @@
-//! `FindCoordinator` (key 10, v0–5): which broker coordinates a group. On this single node it
-//! is always this broker; the first lookup creates `__consumer_offsets`. Transaction
+//! `FindCoordinator` (key 10, v0–5): which broker coordinates a group — the leader of the
+//! group's `__consumer_offsets` partition. The first lookup creates the topic. Transaction
 //! coordinators (key type 1) are not built yet: `COORDINATOR_NOT_AVAILABLE`.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -19,7 +19,6 @@ pub fn handle(
     version: i16,
     cluster: &ClusterView<'_>,
     coordinator: &GroupCoordinator,
-    now_ms: i64,
 ) -> FindCoordinatorResponse {
     let find = |key: &StrBytes| -> Coordinator {
         let error = if request.key_type != GROUP_KEY {
@@ -31,15 +30,28 @@ pub fn handle(
             Err((ErrorCode::INVALID_REQUEST, "the group id is empty"))
         } else {
             coordinator
-                .find_coordinator(key, now_ms)
+                .find_coordinator(key)
                 .map_err(|e| (e, "the offsets topic is not available"))
+                .and_then(|tp| {
+                    let leader = cluster
+                        .image
+                        .partition(&tp.topic, tp.partition)
+                        .map_or(-1, |p| p.leader);
+                    cluster
+                        .endpoint(leader)
+                        .map(|(host, port)| (leader, host, port))
+                        .ok_or((
+                            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                            "the group's offsets partition has no live leader",
+                        ))
+                })
         };
         let found = Coordinator::default().with_key(key.clone());
         match error {
-            Ok(()) => found
-                .with_node_id(BrokerId(cluster.node_id))
-                .with_host(StrBytes::from_string(cluster.host.to_string()))
-                .with_port(i32::from(cluster.port)),
+            Ok((node, host, port)) => found
+                .with_node_id(BrokerId(node))
+                .with_host(StrBytes::from_string(host))
+                .with_port(i32::from(port)),
             Err((code, message)) => found
                 .with_node_id(BrokerId(-1))
                 .with_host(StrBytes::from_static_str(""))

@@ -1,15 +1,15 @@
 //! `ListOffsets` (key 2, v1–8): offsets by time — the earliest (-2), the latest (-1), the record
-//! with the largest timestamp (-3), or the first record at or after a timestamp.
+//! with the largest timestamp (-3), or the first record at or after a timestamp — from the partition leader. "Latest" is the high
+//! watermark: the end of what consumers may read.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use gregor_log::{LogManager, TopicPartition};
-use gregor_protocol::ErrorCode;
+use gregor_log::TopicPartition;
 
-use crate::topics::LEADER_EPOCH;
+use crate::replica::ReplicaManager;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -20,7 +20,7 @@ const EARLIEST_LOCAL: i64 = -4;
 pub fn handle(
     request: &ListOffsetsRequest,
     version: i16,
-    logs: &LogManager,
+    replicas: &ReplicaManager,
 ) -> ListOffsetsResponse {
     // The leader epoch field exists from v4; setting it earlier would not encode.
     let epoch = |e: i32| if version >= 4 { e } else { -1 };
@@ -35,14 +35,25 @@ pub fn handle(
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
-                    let Some(log) = logs.get_log(&tp) else {
-                        return response
-                            .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0)
+                    let refused = |code: gregor_protocol::ErrorCode| {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code.0)
                             .with_offset(-1)
-                            .with_timestamp(-1);
+                            .with_timestamp(-1)
                     };
+                    let partition = match replicas.leader_partition(&tp) {
+                        Ok(partition) => partition,
+                        Err(code) => return refused(code),
+                    };
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return refused(code);
+                    }
+                    let log = partition.log();
+                    let leader_epoch = partition.leader_epoch();
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((-1, log.log_end_offset()))),
+                        // Consumers see up to the high watermark (transactions will bound this by the LSO).
+                        LATEST => Ok(Some((-1, partition.high_watermark()))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset()))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
@@ -52,7 +63,7 @@ pub fn handle(
                         Ok(Some((timestamp, offset))) => response
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(epoch(LEADER_EPOCH)),
+                            .with_leader_epoch(epoch(leader_epoch)),
                         Ok(None) => response
                             .with_timestamp(-1)
                             .with_offset(-1)

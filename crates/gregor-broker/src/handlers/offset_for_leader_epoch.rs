@@ -1,24 +1,21 @@
 //! `OffsetForLeaderEpoch` (key 23, v2–4): where a leader epoch ended, from the partition's
 //! leader epoch cache. Consumers use it to validate their position after a leader change
-//! (KIP-320); followers will use it to truncate divergent logs.
+//! (KIP-320); followers use it to find and truncate what diverged from the leader (KIP-279).
+//! Only the leader answers, and only for the leader epoch the caller knows.
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use gregor_log::{LogManager, TopicPartition};
-use gregor_protocol::ErrorCode;
+use gregor_log::TopicPartition;
 
-use crate::topics::LEADER_EPOCH;
-
-/// `UNKNOWN_LEADER_EPOCH`: the client knows a newer epoch than this broker.
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
+use crate::replica::ReplicaManager;
 
 /// Answers an OffsetForLeaderEpoch request.
 pub fn handle(
     request: &OffsetForLeaderEpochRequest,
-    logs: &LogManager,
+    replicas: &ReplicaManager,
 ) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
@@ -32,16 +29,15 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(log) =
-                        logs.get_log(&TopicPartition::new(topic.topic.0.as_str(), p.partition))
-                    else {
-                        return result.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
+                    let tp = TopicPartition::new(topic.topic.0.as_str(), p.partition);
+                    let partition = match replicas.leader_partition(&tp) {
+                        Ok(partition) => partition,
+                        Err(code) => return result.with_error_code(code.0),
                     };
-                    // Epoch 0 is the only one there is: a client can know a newer one (after
-                    // leadership moved elsewhere, in a cluster) but not an older one.
-                    if p.current_leader_epoch > LEADER_EPOCH {
-                        return result.with_error_code(UNKNOWN_LEADER_EPOCH);
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return result.with_error_code(code.0);
                     }
+                    let log = partition.log();
                     let (epoch, end_offset) = log.end_offset_for_epoch(p.leader_epoch);
                     result.with_leader_epoch(epoch).with_end_offset(end_offset)
                 })

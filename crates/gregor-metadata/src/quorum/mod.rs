@@ -158,7 +158,7 @@ impl QuorumError {
 pub struct MetadataQuorum {
     node: Arc<QuorumNode>,
     image: watch::Receiver<Arc<MetadataImage>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 fn validate(config: &QuorumConfig) -> Result<(), QuorumError> {
@@ -262,7 +262,11 @@ impl MetadataQuorum {
             tasks.push(transport::serve(listener, node.clone()));
         }
         tasks.push(tokio::spawn(active::tick_loop(node.clone(), TICK_INTERVAL)));
-        let quorum = MetadataQuorum { node, image, tasks };
+        let quorum = MetadataQuorum {
+            node,
+            image,
+            tasks: std::sync::Mutex::new(tasks),
+        };
 
         match config.role {
             NodeRole::Voter => {
@@ -288,9 +292,12 @@ impl MetadataQuorum {
             NodeRole::Observer => {
                 let addr = config.advertised.unwrap_or_default();
                 let node = quorum.node.clone();
-                let mut tasks = quorum.tasks;
-                tasks.push(tokio::spawn(join_loop(node.clone(), addr)));
-                return Ok(MetadataQuorum { tasks, ..quorum });
+                quorum
+                    .tasks
+                    .lock()
+                    .expect("not poisoned")
+                    .push(tokio::spawn(join_loop(node, addr)));
+                return Ok(quorum);
             }
         }
         Ok(quorum)
@@ -349,11 +356,12 @@ impl MetadataQuorum {
 
     /// Stops serving, leaves the quorum's tasks and shuts Raft down (everything acknowledged is
     /// already on disk).
-    pub async fn shutdown(self) {
-        for task in &self.tasks {
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
+        for task in &tasks {
             task.abort();
         }
-        for task in self.tasks {
+        for task in tasks {
             let _ = task.await;
         }
         if let Err(e) = self.node.raft.shutdown().await {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gregor_log::{LogConfig, LogManager};
+
 use gregor_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
@@ -17,7 +17,6 @@ use crate::group::consumer::HeartbeatRequest;
 use crate::group::{
     CommittedOffset, Committer, FetchedOffset, GroupCoordinator, GroupKind, OffsetToCommit,
 };
-use crate::topics::TopicRegistry;
 
 /// Wall-clock-like start time of every test, in milliseconds.
 const T0: i64 = 1_700_000_000_000;
@@ -31,65 +30,83 @@ fn group_config() -> GroupConfig {
     }
 }
 
-fn log_config() -> LogConfig {
-    let mut config = BrokerConfig::default().default_log_config();
-    config.segment_index_bytes = 64 * 1024;
-    // Durability across a crash is not under test: restarts here are orderly.
-    config.flush_messages = i64::MAX;
-    config
-}
 
-/// A broker's storage and its group coordinator.
+/// A single-node broker core (storage, metadata quorum, replicas) and its group coordinator.
 struct Node {
     dir: PathBuf,
     config: GroupConfig,
-    logs: Arc<LogManager>,
-    groups: GroupCoordinator,
-    topics: Arc<TopicRegistry>,
+    runtime: tokio::runtime::Runtime,
+    node: crate::node::Node,
+    groups: Arc<GroupCoordinator>,
 }
 
 impl Node {
-    /// Opens (or reopens) the storage in `dir` and loads the coordinator, as the broker does.
-    fn open(dir: &Path, config: GroupConfig, now: i64) -> Node {
-        let logs =
-            Arc::new(LogManager::open(vec![dir.to_path_buf()], |_| log_config(), now).unwrap());
-        let topics = Arc::new(TopicRegistry::load(Arc::clone(&logs), log_config()).unwrap());
-        let groups = GroupCoordinator::new(config.clone(), Arc::clone(&logs), Arc::clone(&topics));
-        groups.load(now).unwrap();
+    /// Opens (or reopens) the node in `dir`, as the broker does: groups load when their
+    /// `__consumer_offsets` partitions are led here.
+    fn open(dir: &Path, config: GroupConfig) -> Node {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let broker_config = BrokerConfig {
+            log_dirs: vec![dir.to_path_buf()],
+            group: config.clone(),
+            log_index_size_max_bytes: 64 * 1024,
+            // Durability across a crash is not under test: restarts here are orderly.
+            log_flush_interval_messages: i64::MAX,
+            ..BrokerConfig::default()
+        };
+        let node = runtime
+            .block_on(crate::node::Node::start(broker_config, Vec::new()))
+            .unwrap();
+        let groups = Arc::clone(&node.broker.groups);
+        if node.broker.topics.get("__consumer_offsets").is_some() {
+            // Every offsets partition is led here: wait until all have loaded.
+            runtime.block_on(async {
+                while groups.find_coordinator("probe").is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            });
+        }
         Node {
             dir: dir.to_path_buf(),
             config,
-            logs,
+            runtime,
+            node,
             groups,
-            topics,
         }
     }
 
     /// A new node with topic "t" of 3 partitions.
     fn start(dir: &Path, config: GroupConfig) -> Node {
-        let node = Node::open(dir, config, T0);
-        node.topics
-            .create("t", 3, 1, BTreeMap::new(), false, T0)
+        let node = Node::open(dir, config);
+        node.runtime
+            .block_on(node.node.broker.topics.create(
+                "t",
+                3,
+                1,
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            ))
             .unwrap();
         node
     }
 
     /// An orderly restart: everything in memory is dropped and rebuilt from the logs.
-    fn restart(self, now: i64) -> Node {
+    fn restart(self, _now: i64) -> Node {
         let Node {
             dir,
             config,
-            logs,
+            runtime,
+            node,
             groups,
-            topics,
         } = self;
-        groups.shutdown();
         drop(groups);
-        drop(topics);
-        logs.shutdown(now).unwrap();
-        assert_eq!(Arc::strong_count(&logs), 1, "nothing else holds the logs");
-        drop(logs);
-        Node::open(&dir, config, now)
+        runtime.block_on(node.close()).unwrap();
+        drop(runtime);
+        Node::open(&dir, config)
     }
 }
 
@@ -146,7 +163,7 @@ fn committed_offset(
 }
 
 fn exists(groups: &GroupCoordinator, group: &str) -> bool {
-    groups.with_group(group, |g| g.is_some())
+    groups.with_group(group, |g| g.is_some()).unwrap()
 }
 
 fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
@@ -223,7 +240,7 @@ fn group_of_one(groups: &GroupCoordinator, group: &str, now: i64) -> String {
 }
 
 fn state(groups: &GroupCoordinator, group: &str) -> Option<&'static str> {
-    groups.with_group(group, |g| g.map(|g| g.state_name()))
+    groups.with_group(group, |g| g.map(|g| g.state_name())).unwrap()
 }
 
 #[test]
@@ -463,7 +480,8 @@ fn offsets_groups_deletions_and_offset_deletes_survive_a_restart() {
         .with_group("classic", |g| match &g.unwrap().kind {
             GroupKind::Classic(c) => c.members.keys().next().unwrap().clone(),
             GroupKind::Consumer(_) => panic!("a classic group"),
-        });
+        })
+        .unwrap();
 
     let node = node.restart(T0 + 1_000);
     let groups = &node.groups;
@@ -486,7 +504,8 @@ fn offsets_groups_deletions_and_offset_deletes_survive_a_restart() {
         let m = &c.members[&classic_member];
         assert_eq!(m.assignment, Bytes::from_static(b"assigned"));
         assert_eq!(m.session_timeout_ms, SESSION_MS);
-    });
+    })
+    .unwrap();
     assert_eq!(
         groups.heartbeat("classic", &classic_member, None, 1, T0 + 2_000),
         ErrorCode::NONE,
@@ -572,7 +591,8 @@ fn consumer_group_members_survive_a_restart() {
             panic!("a consumer group");
         };
         assert_eq!(c.members["m"].assigned, owned);
-    });
+    })
+    .unwrap();
 }
 
 /// Kafka writes the group when a static member's restart replaces its member id (even with
