@@ -229,7 +229,10 @@ impl MetadataQuorum {
             heartbeat_interval: config.heartbeat_interval_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
             max_in_snapshot_log_to_keep: snapshot_every.min(1000),
-            snapshot_max_chunk_size: 1024 * 1024,
+            // JSON carries chunk bytes as numbers (up to 4x): keep frames a few MiB at most.
+            snapshot_max_chunk_size: 256 * 1024,
+            // A chunk must not time out on a busy link just because heartbeats are fast.
+            install_snapshot_timeout: config.election_timeout_ms.max(1000),
             ..Default::default()
         }
         .validate()
