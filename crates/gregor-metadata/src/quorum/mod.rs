@@ -155,6 +155,23 @@ impl QuorumError {
 }
 
 /// This node's member of the metadata quorum; see the module docs.
+///
+/// # Example
+///
+/// A single-node cluster: one voter with no network, leading as soon as it starts.
+///
+/// ```no_run
+/// use gregor_metadata::{MetadataQuorum, QuorumConfig};
+///
+/// # async fn demo() -> Result<(), gregor_metadata::QuorumError> {
+/// let config = QuorumConfig::single_node(1, "gregor-data/__cluster_metadata-0".into());
+/// let quorum = MetadataQuorum::start(config).await?;
+/// let image = quorum.image();
+/// println!("metadata applied up to offset {}", image.borrow().offset);
+/// quorum.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct MetadataQuorum {
     node: Arc<QuorumNode>,
     image: watch::Receiver<Arc<MetadataImage>>,

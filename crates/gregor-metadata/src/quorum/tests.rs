@@ -331,3 +331,79 @@ async fn transport_drops_oversized_and_garbage_frames_and_keeps_serving() {
     assert!(matches!(response, RpcResponse::Join(Ok(()))));
     server.abort();
 }
+
+mod log_store_tests {
+    use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+    use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, Vote};
+
+    use super::super::log_store::LogStore;
+    use super::super::types::{LogEntry, LogId};
+    use super::topic;
+
+    fn entry(index: u64) -> LogEntry {
+        LogEntry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(vec![topic(index as u128)]),
+        }
+    }
+
+    async fn indexes(store: &mut LogStore) -> Vec<u64> {
+        let entries = store.try_get_log_entries(0..).await.unwrap();
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn truncate_purge_vote_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store.blocking_append((1..=10).map(entry)).await.unwrap();
+        store.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+        store.truncate(entry(8).log_id).await.unwrap();
+        store.purge(entry(3).log_id).await.unwrap();
+        assert_eq!(indexes(&mut store).await, [4, 5, 6, 7]);
+        drop(store);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, [4, 5, 6, 7]);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(7));
+        assert_eq!(
+            store.read_vote().await.unwrap(),
+            Some(Vote::new_committed(1, 1))
+        );
+        store.blocking_append((8..=9).map(entry)).await.unwrap();
+        drop(store);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, [4, 5, 6, 7, 8, 9]);
+        // Purging everything leaves an empty log whose last id is the purge point.
+        store.purge(entry(9).log_id).await.unwrap();
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert!(indexes(&mut store).await.is_empty());
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(9));
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store.blocking_append((1..=3).map(entry)).await.unwrap();
+        drop(store);
+        let log = dir.path().join("raft-log.bin");
+        let good = std::fs::metadata(&log).unwrap().len();
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes.extend_from_slice(&[0, 0, 0, 9, 0xde, 0xad]);
+        std::fs::write(&log, &bytes).unwrap();
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), good);
+        assert_eq!(indexes(&mut store).await, [1, 2, 3]);
+        store.blocking_append([entry(4)]).await.unwrap();
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut store).await, [1, 2, 3, 4]);
+    }
+}
