@@ -304,6 +304,26 @@ impl MetadataQuorum {
                         }
                     }
                 }
+                if config.voters.len() == 1 {
+                    // A lone voter needs nobody: return leading, with its whole log applied, so
+                    // that a single-node broker can write and read at once.
+                    let id = raft_id(config.node_id);
+                    let wait = Duration::from_millis(2 * config.election_timeout_ms + 1000);
+                    let ready = raft
+                        .wait(Some(wait))
+                        .metrics(
+                            |m| {
+                                m.state == openraft::ServerState::Leader
+                                    && m.current_leader == Some(id)
+                                    && m.last_applied.map(|l| l.index) >= m.last_log_index
+                            },
+                            "lone voter leads",
+                        )
+                        .await;
+                    if let Err(e) = ready {
+                        tracing::warn!(error = %e, "lone voter is not leading yet");
+                    }
+                }
             }
             NodeRole::Observer => {
                 let addr = config.advertised.unwrap_or_default();
