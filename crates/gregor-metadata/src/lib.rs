@@ -12,4 +12,5 @@ pub mod quorum;
 pub mod records;
 
 pub use image::MetadataImage;
+pub use quorum::{MetadataQuorum, NodeRole, QuorumConfig, QuorumError};
 pub use records::MetadataRecord;

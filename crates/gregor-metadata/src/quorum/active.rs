@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::QuorumError;
 use super::transport::{RemoteFailure, RpcHandler, RpcRequest, RpcResponse, Transport};
@@ -25,6 +25,9 @@ use super::types::{RaftHandle, kafka_id, raft_id};
 use crate::controller::{Controller, ControllerConfig, ControllerRequest, ControllerResponse};
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
+
+/// How long a new leader may take to prove it leads and has applied earlier terms' entries.
+const LINEARIZE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The controller of one leadership term.
 struct Active {
@@ -42,7 +45,7 @@ pub(crate) struct QuorumNode {
     pub(crate) transport: Arc<Transport>,
     pub(crate) voters: BTreeMap<i32, String>,
     pub(crate) controller_config: ControllerConfig,
-    active: Mutex<Option<Active>>,
+    active: Arc<Mutex<Option<Active>>>,
 }
 
 fn now_ms() -> i64 {
@@ -76,7 +79,7 @@ impl QuorumNode {
             transport,
             voters,
             controller_config,
-            active: Mutex::new(None),
+            active: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -126,7 +129,11 @@ impl QuorumNode {
             return Ok(());
         }
         *slot = None;
-        self.raft.ensure_linearizable().await.map_err(|e| match e {
+        // Bounded: a stale leader that cannot reach a majority must not hold the lock forever.
+        let proved = tokio::time::timeout(LINEARIZE_TIMEOUT, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| QuorumError::NotController { leader: None })?;
+        proved.map_err(|e| match e {
             RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)) => {
                 QuorumError::NotController {
                     leader: f.leader_id.map(kafka_id),
@@ -154,31 +161,45 @@ impl QuorumNode {
         Ok(())
     }
 
-    /// Writes `records` as one entry and waits until it is applied here.
-    async fn write(&self, records: Vec<MetadataRecord>) -> Result<u64, QuorumError> {
-        match self.raft.client_write(records).await {
-            Ok(resp) => Ok(resp.log_id.index),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(QuorumError::NotController {
-                    leader: f.leader_id.map(kafka_id),
-                })
+    /// Writes `records` as one entry and waits until it is applied here, still holding the
+    /// controller lock `slot` (dropping the controller if the write fails). The write runs in
+    /// its own task: a caller that gives up (timeout, dropped future) must not release the
+    /// lock while the entry may still commit, or the next decision would be made against an
+    /// image that misses it.
+    async fn write_locked(
+        &self,
+        mut slot: OwnedMutexGuard<Option<Active>>,
+        records: Vec<MetadataRecord>,
+    ) -> Result<u64, QuorumError> {
+        let raft = self.raft.clone();
+        let task = tokio::spawn(async move {
+            let result = match raft.client_write(records).await {
+                Ok(resp) => Ok(resp.log_id.index),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(QuorumError::NotController {
+                        leader: f.leader_id.map(kafka_id),
+                    })
+                }
+                Err(e) => Err(QuorumError::Raft(e.to_string())),
+            };
+            if result.is_err() {
+                // The decision may be half-known to the controller's soft state: start over.
+                *slot = None;
             }
-            Err(e) => Err(QuorumError::Raft(e.to_string())),
-        }
+            result
+        });
+        task.await
+            .map_err(|e| QuorumError::Raft(format!("metadata write task failed: {e}")))?
     }
 
     /// Appends records as one entry, serialized with controller decisions (leader only).
     pub(crate) async fn append(&self, records: Vec<MetadataRecord>) -> Result<u64, QuorumError> {
-        let mut slot = self.active.lock().await;
+        let mut slot = self.active.clone().lock_owned().await;
         if let Err(e) = self.leading_term() {
             *slot = None;
             return Err(e);
         }
-        let result = self.write(records).await;
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        self.write_locked(slot, records).await
     }
 
     /// Decides one request with the local controller (this node must lead).
@@ -186,7 +207,7 @@ impl QuorumNode {
         &self,
         request: ControllerRequest,
     ) -> Result<ControllerResponse, QuorumError> {
-        let mut slot = self.active.lock().await;
+        let mut slot = self.active.clone().lock_owned().await;
         self.ensure_active(&mut slot).await?;
         let Some(active) = slot.as_mut() else {
             return Err(QuorumError::NotController { leader: None });
@@ -205,18 +226,14 @@ impl QuorumNode {
             }
         };
         if !records.is_empty() {
-            if let Err(e) = self.write(records).await {
-                // The decision may be half-known to the controller's soft state: start over.
-                *slot = None;
-                return Err(e);
-            }
+            self.write_locked(slot, records).await?;
         }
         Ok(response)
     }
 
     /// One round of the tick loop: keep the controller in step with leadership and tick it.
     pub(crate) async fn tick(&self) {
-        let mut slot = self.active.lock().await;
+        let mut slot = self.active.clone().lock_owned().await;
         match self.ensure_active(&mut slot).await {
             Ok(()) => {}
             Err(QuorumError::NotController { .. }) => return,
@@ -235,9 +252,8 @@ impl QuorumNode {
         })) {
             Ok(records) if records.is_empty() => {}
             Ok(records) => {
-                if let Err(e) = self.write(records).await {
+                if let Err(e) = self.write_locked(slot, records).await {
                     tracing::warn!(error = %e, "could not write the controller's tick records");
-                    *slot = None;
                 }
             }
             Err(p) => {

@@ -155,6 +155,23 @@ impl QuorumError {
 }
 
 /// This node's member of the metadata quorum; see the module docs.
+///
+/// # Example
+///
+/// A single-node cluster: one voter with no network, leading as soon as it starts.
+///
+/// ```no_run
+/// use gregor_metadata::{MetadataQuorum, QuorumConfig};
+///
+/// # async fn demo() -> Result<(), gregor_metadata::QuorumError> {
+/// let config = QuorumConfig::single_node(1, "gregor-data/__cluster_metadata-0".into());
+/// let quorum = MetadataQuorum::start(config).await?;
+/// let image = quorum.image();
+/// println!("metadata applied up to offset {}", image.borrow().offset);
+/// quorum.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct MetadataQuorum {
     node: Arc<QuorumNode>,
     image: watch::Receiver<Arc<MetadataImage>>,
@@ -229,7 +246,10 @@ impl MetadataQuorum {
             heartbeat_interval: config.heartbeat_interval_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
             max_in_snapshot_log_to_keep: snapshot_every.min(1000),
-            snapshot_max_chunk_size: 1024 * 1024,
+            // JSON carries chunk bytes as numbers (up to 4x): keep frames a few MiB at most.
+            snapshot_max_chunk_size: 256 * 1024,
+            // A chunk must not time out on a busy link just because heartbeats are fast.
+            install_snapshot_timeout: config.election_timeout_ms.max(1000),
             ..Default::default()
         }
         .validate()
@@ -288,6 +308,26 @@ impl MetadataQuorum {
                         }
                     }
                 }
+                if config.voters.len() == 1 {
+                    // A lone voter needs nobody: return leading, with its whole log applied, so
+                    // that a single-node broker can write and read at once.
+                    let id = raft_id(config.node_id);
+                    let wait = Duration::from_millis(2 * config.election_timeout_ms + 1000);
+                    let ready = raft
+                        .wait(Some(wait))
+                        .metrics(
+                            |m| {
+                                m.state == openraft::ServerState::Leader
+                                    && m.current_leader == Some(id)
+                                    && m.last_applied.map(|l| l.index) >= m.last_log_index
+                            },
+                            "lone voter leads",
+                        )
+                        .await;
+                    if let Err(e) = ready {
+                        tracing::warn!(error = %e, "lone voter is not leading yet");
+                    }
+                }
             }
             NodeRole::Observer => {
                 let addr = config.advertised.unwrap_or_default();
@@ -332,26 +372,10 @@ impl MetadataQuorum {
         request: ControllerRequest,
         timeout: Duration,
     ) -> Result<ControllerResponse, QuorumError> {
-        let node = &self.node;
-        with_retries(node, timeout, |remaining| {
-            let request = request.clone();
-            async move {
-                match node.leader() {
-                    Some(l) if l == node.id => node.handle_local(request).await,
-                    Some(l) => {
-                        let response =
-                            call_leader(node, l, RpcRequest::Controller(request), remaining)
-                                .await?;
-                        match response {
-                            RpcResponse::Controller(r) => r.map_err(from_remote),
-                            _ => Err(QuorumError::Transport("unexpected response".into())),
-                        }
-                    }
-                    None => Err(QuorumError::NotController { leader: None }),
-                }
-            }
-        })
-        .await
+        match route(&self.node, RpcRequest::Controller(request), timeout).await? {
+            RpcResponse::Controller(r) => r.map_err(from_remote),
+            _ => Err(QuorumError::Transport("unexpected response".into())),
+        }
     }
 
     /// Stops serving, leaves the quorum's tasks and shuts Raft down (everything acknowledged is
@@ -377,34 +401,28 @@ fn from_remote(f: RemoteFailure) -> QuorumError {
     }
 }
 
-/// Calls the leader `leader` with `request`.
-async fn call_leader(
-    node: &QuorumNode,
-    leader: i32,
-    request: RpcRequest,
-    remaining: Duration,
-) -> Result<RpcResponse, QuorumError> {
-    let addr = node
-        .address_of(leader)
-        .filter(|a| !a.is_empty())
-        .ok_or(QuorumError::NotController { leader: None })?;
-    node.transport
-        .call(&addr, &request, remaining.min(CALL_TIMEOUT))
-        .await
-        .map_err(|e| QuorumError::Transport(e.to_string()))
+/// The refusal in a routed response, if any.
+fn refusal(response: &RpcResponse) -> Option<&RemoteFailure> {
+    match response {
+        RpcResponse::Controller(Err(f)) | RpcResponse::Join(Err(f)) => Some(f),
+        _ => None,
+    }
 }
 
-/// Runs `attempt` (given the time left) until it succeeds, fails for good, or `timeout` passes.
-async fn with_retries<T, F, Fut>(
+/// Sends a leader-only request (`Controller` or `Join`) to the leader: handled here if this
+/// node leads, else sent to the leader this node knows of, else to the leader named by the
+/// last refusal, else to each voter in turn. Retries with a small backoff on `NotLeader` and
+/// transport errors until `timeout`.
+async fn route(
     node: &QuorumNode,
+    request: RpcRequest,
     timeout: Duration,
-    mut attempt: F,
-) -> Result<T, QuorumError>
-where
-    F: FnMut(Duration) -> Fut,
-    Fut: std::future::Future<Output = Result<T, QuorumError>>,
-{
+) -> Result<RpcResponse, QuorumError> {
+    use transport::RpcHandler as _;
     let deadline = tokio::time::Instant::now() + timeout;
+    let voters: Vec<i32> = node.voters.keys().copied().collect();
+    let mut next_voter = 0usize;
+    let mut hint: Option<i32> = None;
     let mut backoff = Duration::from_millis(10);
     let mut metrics = node.raft.metrics();
     loop {
@@ -412,13 +430,54 @@ where
         if remaining.is_zero() {
             return Err(QuorumError::Timeout(timeout));
         }
-        match tokio::time::timeout(remaining, attempt(remaining)).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) if e.is_retryable() => {
-                tracing::debug!(error = %e, "retrying controller request");
+        let target = node.leader().or(hint).or_else(|| {
+            next_voter += 1;
+            voters.get(next_voter % voters.len().max(1)).copied()
+        });
+        let attempt = async {
+            match target {
+                Some(t) if t == node.id => match &request {
+                    RpcRequest::Controller(r) => match node.handle_local(r.clone()).await {
+                        Ok(response) => Ok(RpcResponse::Controller(Ok(response))),
+                        Err(QuorumError::NotController { leader }) => {
+                            Ok(RpcResponse::Controller(Err(RemoteFailure::NotLeader {
+                                leader,
+                            })))
+                        }
+                        Err(e) => Err(e),
+                    },
+                    other => Ok(node.handle(other.clone()).await),
+                },
+                Some(t) => {
+                    let addr = node
+                        .address_of(t)
+                        .filter(|a| !a.is_empty())
+                        .ok_or(QuorumError::NotController { leader: None })?;
+                    node.transport
+                        .call(&addr, &request, remaining.min(CALL_TIMEOUT))
+                        .await
+                        .map_err(|e| QuorumError::Transport(e.to_string()))
+                }
+                None => Err(QuorumError::NotController { leader: None }),
             }
-            Ok(Err(e)) => return Err(e),
+        };
+        let outcome = match tokio::time::timeout(remaining, attempt).await {
+            Ok(outcome) => outcome,
             Err(_) => return Err(QuorumError::Timeout(timeout)),
+        };
+        match outcome {
+            Ok(response) => match refusal(&response) {
+                Some(RemoteFailure::NotLeader { leader }) => {
+                    tracing::debug!(?target, ?leader, "not the leader; retrying");
+                    hint = leader.filter(|l| Some(*l) != target);
+                }
+                _ => return Ok(response),
+            },
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(?target, error = %e, "leader unreachable; retrying");
+                hint = None;
+            }
+            Err(e) => return Err(e),
         }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         // Wake early when Raft learns of a (new) leader.
@@ -431,34 +490,23 @@ where
 async fn join_loop(node: Arc<QuorumNode>, addr: String) {
     let id = node.id;
     loop {
-        let result = with_retries(&node, Duration::from_secs(30), |remaining| {
-            let addr = addr.clone();
-            let node = node.clone();
-            async move {
-                let leader = node.leader().or_else(|| node.voters.keys().next().copied());
-                let Some(leader) = leader else {
-                    return Err(QuorumError::NotController { leader: None });
-                };
-                let request = RpcRequest::Join { node_id: id, addr };
-                match call_leader(&node, leader, request, remaining).await {
-                    // Unknown leader: try each voter in turn.
-                    Err(QuorumError::NotController { leader: None }) => {
-                        Err(QuorumError::NotController { leader: None })
-                    }
-                    Err(e) => Err(e),
-                    Ok(RpcResponse::Join(r)) => r.map_err(from_remote),
-                    Ok(_) => Err(QuorumError::Transport("unexpected response".into())),
-                }
-            }
-        })
-        .await;
+        let request = RpcRequest::Join {
+            node_id: id,
+            addr: addr.clone(),
+        };
+        let result = match route(&node, request, Duration::from_secs(30)).await {
+            Ok(RpcResponse::Join(r)) => r.map_err(from_remote),
+            Ok(_) => Err(QuorumError::Transport("unexpected response".into())),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => {
                 tracing::info!(node_id = id, "joined the metadata quorum as an observer");
                 return;
             }
             Err(e) => {
-                tracing::warn!(node_id = id, error = %e, "could not join the metadata quorum yet")
+                tracing::warn!(node_id = id, error = %e, "could not join the metadata quorum yet");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

@@ -41,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_IDLE: usize = 4;
 
 /// A request from one quorum node to another.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RpcRequest {
     /// Raft log replication / heartbeat.
     AppendEntries(AppendEntriesRequest<TypeConfig>),
@@ -179,33 +179,46 @@ impl Transport {
             source,
         };
         let exchange = async {
-            let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut stream = match idle {
-                Some(s) => s,
-                None => {
-                    let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                        .await
-                        .map_err(|_| io_err(io::ErrorKind::TimedOut.into()))?
-                        .map_err(io_err)?;
-                    s.set_nodelay(true).map_err(io_err)?;
-                    s
+            // A pooled connection may have been closed by the peer since (e.g. it restarted):
+            // if one fails, try once more on a fresh connection.
+            loop {
+                let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let reused = idle.is_some();
+                let mut stream = match idle {
+                    Some(s) => s,
+                    None => {
+                        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                            .await
+                            .map_err(|_| io_err(io::ErrorKind::TimedOut.into()))?
+                            .map_err(io_err)?;
+                        s.set_nodelay(true).map_err(io_err)?;
+                        s
+                    }
+                };
+                let response = match exchange_one(&mut stream, request).await {
+                    Ok(r) => r,
+                    Err(_) if reused => continue,
+                    Err(e) => return Err(io_err(e)),
+                };
+                let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < MAX_IDLE {
+                    idle.push(stream);
                 }
-            };
-            write_frame(&mut stream, request).await.map_err(io_err)?;
-            let response = read_frame::<RpcResponse>(&mut stream)
-                .await
-                .map_err(io_err)?
-                .ok_or_else(|| io_err(io::ErrorKind::UnexpectedEof.into()))?;
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(stream);
+                return Ok(response);
             }
-            Ok(response)
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| TransportError::Timeout(addr.to_string()))?
     }
+}
+
+/// Sends one request on `stream` and reads its response.
+async fn exchange_one(stream: &mut TcpStream, request: &RpcRequest) -> io::Result<RpcResponse> {
+    write_frame(stream, request).await?;
+    read_frame::<RpcResponse>(stream)
+        .await?
+        .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
 }
 
 /// openraft's network factory: one [`PeerClient`] per replication target, sharing the pools.
