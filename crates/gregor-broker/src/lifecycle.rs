@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 /// How long one registration or heartbeat may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heartbeat pace while fenced (waiting to catch up or to be unfenced).
+const FENCED_RETRY: Duration = Duration::from_millis(20);
 /// How long a controlled shutdown may wait for leaderships to move.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,7 +77,9 @@ pub async fn run(
                     // Heartbeat at once: a caught-up broker is unfenced without waiting a tick.
                     continue;
                 }
-                Err(e) => tracing::info!(error = %e, "registration with the controller failed; retrying"),
+                Err(e) => {
+                    tracing::info!(error = %e, "registration with the controller failed; retrying")
+                }
             },
             Some(e) => {
                 let offset = *applied.borrow();
@@ -87,14 +91,17 @@ pub async fn run(
                             s.unfenced = unfenced;
                             changed
                         });
-                        if !unfenced && reply.is_caught_up {
-                            // Asked to be unfenced; the next heartbeat confirms it.
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        if !unfenced {
+                            // Catching up, or asked to be unfenced: look again soon rather than
+                            // a heartbeat interval later, so a starting broker serves promptly.
+                            tokio::time::sleep(FENCED_RETRY).await;
                             continue;
                         }
                     }
                     Err(HeartbeatError::Stale) => {
-                        tracing::warn!("controller no longer knows this registration; registering again");
+                        tracing::warn!(
+                            "controller no longer knows this registration; registering again"
+                        );
                         epoch = None;
                         standing.send_replace(Standing::default());
                         continue;
@@ -124,11 +131,9 @@ async fn register(quorum: &MetadataQuorum, r: &Registration) -> Result<i64, Stri
     };
     match quorum.request(request, REQUEST_TIMEOUT).await {
         Ok(ControllerResponse::Registered(Ok(epoch))) => Ok(epoch),
-        Ok(ControllerResponse::Registered(Err(e))) => Err(format!(
-            "{}: {}",
-            ErrorCode(e.code).name(),
-            e.message
-        )),
+        Ok(ControllerResponse::Registered(Err(e))) => {
+            Err(format!("{}: {}", ErrorCode(e.code).name(), e.message))
+        }
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(e) => Err(e.to_string()),
     }

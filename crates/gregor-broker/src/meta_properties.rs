@@ -126,7 +126,11 @@ mod tests {
 
     #[test]
     fn voters_derive_one_cluster_id() {
-        let voters: BTreeMap<i32, String> = [(1, "127.0.0.1:9093".to_string()), (2, "127.0.0.1:9095".to_string())].into();
+        let voters: BTreeMap<i32, String> = [
+            (1, "127.0.0.1:9093".to_string()),
+            (2, "127.0.0.1:9095".to_string()),
+        ]
+        .into();
         let id = cluster_id_for_voters(&voters);
         assert_eq!(id.len(), 22);
         assert_eq!(id, cluster_id_for_voters(&voters.clone()));

@@ -1,7 +1,6 @@
 //! `Node`: the broker without its client listeners — storage, the metadata quorum, the hosted
 //! replicas, topics and groups — and the background tasks that keep them in step: applying
-//! committed metadata, registration and heartbeats, ISR expiry, log housekeeping and group
-//! deadlines.
+//! committed metadata, registration and heartbeats, ISR expiry and log housekeeping.
 //!
 //! Starting joins the metadata quorum (alone, by default), applies the committed metadata to
 //! the hosted partitions, registers with the active controller and returns once the controller
@@ -50,12 +49,14 @@ pub(crate) struct Broker {
     pub(crate) stopping: AtomicBool,
 }
 
-
 /// A running node; see the module docs.
 pub(crate) struct Node {
     /// What request handlers use.
     pub(crate) broker: Arc<Broker>,
+    /// Tasks that end when told to stop.
     tasks: JoinSet<()>,
+    /// Tasks that only react to others (ISR changes, epoch forwarding): aborted at close.
+    followers: Vec<JoinHandle<()>>,
     /// Registration and heartbeats; when told to leave it performs the controlled shutdown.
     lifecycle: Option<JoinHandle<()>>,
     leave: watch::Sender<bool>,
@@ -76,15 +77,25 @@ impl Node {
             meta_properties::cluster_id_for_voters(&config.cluster.voters)
         };
         let cluster_id = meta_properties::ensure(&config.log_dirs, config.node_id, fresh_id)?;
-        let log_config = config.default_log_config();
+        let quorum = Arc::new(start_quorum(&config).await?);
+        // Logs open with their topic's configs as far as this node's metadata knows them, so
+        // nothing (time retention of a compacted topic, say) runs under broker defaults.
+        let image = quorum.image().borrow().clone();
+        let defaults = config.default_log_config();
         let dirs = config.log_dirs.clone();
         let logs = tokio::task::spawn_blocking(move || {
-            LogManager::open(dirs, |_| log_config.clone(), now_ms())
+            LogManager::open(
+                dirs,
+                |tp| {
+                    crate::topics::log_config(&defaults, &image.topic_configs(&tp.topic))
+                        .unwrap_or_else(|_| defaults.clone())
+                },
+                now_ms(),
+            )
         })
         .await
         .expect("log loading does not panic")?;
         let logs = Arc::new(logs);
-        let quorum = Arc::new(start_quorum(&config).await?);
         let (alter_partition, alter_queue) = replica::alter_partition_channel();
         let replicas = Arc::new(ReplicaManager::new(
             replica_config(&config),
@@ -122,12 +133,12 @@ impl Node {
         }
         let interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1) as u64);
         tasks.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
-        tasks.spawn(group_ticks(Arc::clone(&broker), stop_rx.clone()));
         tasks.spawn(isr_expiry(Arc::clone(&broker), stop_rx.clone()));
         let (standing, mut standing_rx) = watch::channel(Standing::default());
         let (epoch_tx, epoch_rx) = watch::channel(None);
         let mut standing_changes = standing.subscribe();
-        tasks.spawn(async move {
+        let mut followers = Vec::new();
+        followers.push(tokio::spawn(async move {
             loop {
                 let epoch = standing_changes.borrow_and_update().broker_epoch;
                 epoch_tx.send_replace(epoch);
@@ -135,13 +146,13 @@ impl Node {
                     return;
                 }
             }
-        });
-        tasks.spawn(replica::run_alter_partition(
+        }));
+        followers.push(tokio::spawn(replica::run_alter_partition(
             alter_queue,
             Arc::clone(&broker.quorum),
             config.node_id,
             epoch_rx,
-        ));
+        )));
         let lifecycle = if config.cluster.roles.broker {
             let registration = Registration {
                 broker_id: config.node_id,
@@ -164,6 +175,13 @@ impl Node {
                 "waiting for the controller to unfence this broker"
             );
             let _ = standing_rx.wait_for(|s| s.unfenced).await;
+            // Unfencing elects this broker where it can lead: serve once that is applied here.
+            let committed = broker.quorum.image().borrow().offset;
+            let _ = broker
+                .replicas
+                .applied()
+                .wait_for(|applied| *applied >= committed)
+                .await;
             Some(task)
         } else {
             None
@@ -171,6 +189,7 @@ impl Node {
         Ok(Node {
             broker,
             tasks,
+            followers,
             lifecycle,
             leave,
             stop,
@@ -206,6 +225,10 @@ impl Node {
             lifecycle.abort();
         }
         while self.tasks.join_next().await.is_some() {}
+        for task in self.followers.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
         self.broker.replicas.shutdown();
         self.broker.quorum.shutdown().await;
         let logs = Arc::clone(&self.broker.logs);
@@ -263,7 +286,11 @@ async fn start_quorum(config: &BrokerConfig) -> Result<MetadataQuorum, BrokerErr
         } else {
             own.host.clone()
         };
-        tracing::info!(node = config.node_id, "metadata quorum listening on {}://{local}", own.name);
+        tracing::info!(
+            node = config.node_id,
+            "metadata quorum listening on {}://{local}",
+            own.name
+        );
         (Some(tcp), Some(format!("{host}:{}", local.port())))
     };
     let quorum_config = QuorumConfig {
@@ -349,7 +376,9 @@ async fn import_legacy_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while broker.quorum.leader() != Some(broker.config.node_id) {
         if tokio::time::Instant::now() > deadline {
-            return Err(BrokerError::Quorum("this node did not become the controller".into()));
+            return Err(BrokerError::Quorum(
+                "this node did not become the controller".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -400,14 +429,18 @@ async fn import_legacy_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
         .append(records)
         .await
         .map_err(|e| BrokerError::Quorum(e.to_string()))?;
-    tracing::info!(topics = legacy.len(), "imported topics of a pre-quorum data directory into the metadata log");
+    tracing::info!(
+        topics = legacy.len(),
+        "imported topics of a pre-quorum data directory into the metadata log"
+    );
     Ok(())
 }
 
 /// Kafka's `isr-expiration` task: every half `replica.lag.time.max.ms`, leaders drop
 /// followers that stopped catching up.
 async fn isr_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let period = Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(10) as u64);
+    let period =
+        Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(10) as u64);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -423,6 +456,13 @@ async fn isr_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
 /// start), removal of `.deleted` files, compaction, `flush.ms`, and the recovery-point and
 /// log-start checkpoints, every `log.retention.check.interval.ms`.
 async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    // Not before the metadata has been applied once: until then a log may not have its
+    // topic's configs.
+    let mut applied = broker.replicas.applied();
+    tokio::select! {
+        _ = applied.changed() => {}
+        _ = stop.changed() => return,
+    }
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -452,8 +492,10 @@ async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::
 /// resolution, a small fraction of the shortest session timeout Kafka allows.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
-/// Drives the group coordinator's deadlines.
-async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+/// Drives the group coordinator's deadlines on the wall clock. Started with the client
+/// listeners (the deadlines concern clients), not by the node itself, so tests can drive
+/// the coordinator on their own clock.
+pub(crate) async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(GROUP_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -464,7 +506,6 @@ async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         blocking(&broker, |b| b.groups.tick(now_ms())).await;
     }
 }
-
 
 /// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's
 /// blocking pool, so the async threads keep serving other connections meanwhile.
@@ -477,4 +518,3 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .expect("request handlers do not panic")
 }
-

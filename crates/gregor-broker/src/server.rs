@@ -42,7 +42,7 @@ use crate::handlers::{
     join_group, leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
     offset_fetch, offset_for_leader_epoch, produce, sync_group, unsupported,
 };
-use crate::node::{Broker, Node, blocking};
+use crate::node::{Broker, Node, blocking, group_ticks};
 use crate::now_ms;
 
 /// The listener a connection came in on (other brokers are described by their endpoint on it).
@@ -138,6 +138,7 @@ impl RunningBroker {
                 node.stopped(),
             ));
         }
+        acceptors.spawn(group_ticks(Arc::clone(&node.broker), node.stopped()));
         Ok(RunningBroker {
             addrs,
             acceptors,
@@ -285,7 +286,8 @@ async fn handle(
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
             let image = broker.replicas.image();
-            let create = metadata::to_auto_create(&r, &image, broker.config.auto_create_topics_enable);
+            let create =
+                metadata::to_auto_create(&r, &image, broker.config.auto_create_topics_enable);
             if !create.is_empty() {
                 metadata::auto_create(&broker.topics, create).await;
             }
@@ -314,7 +316,10 @@ async fn handle(
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
-            blocking(broker, move |b| list_offsets::handle(&r, version, &b.replicas)).await,
+            blocking(broker, move |b| {
+                list_offsets::handle(&r, version, &b.replicas)
+            })
+            .await,
         ),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(&r, &broker.replicas),

@@ -259,7 +259,10 @@ impl TopicRegistry {
     }
 
     /// Checks overrides the way topic creation and config changes do.
-    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, TopicError> {
+    pub fn log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, TopicError> {
         log_config(&self.defaults, overrides)
     }
 
@@ -302,7 +305,12 @@ impl TopicRegistry {
         if !validate_only {
             let id = created.topic_id;
             self.wait_for(|image| image.topics.contains_key(&id)).await;
-            tracing::info!(topic = name, partitions = topic.partitions, replication_factor = created.replication_factor, "created topic");
+            tracing::info!(
+                topic = name,
+                partitions = topic.partitions,
+                replication_factor = created.replication_factor,
+                "created topic"
+            );
         }
         Ok((topic, created.replication_factor))
     }
@@ -454,12 +462,14 @@ pub fn legacy_topics(logs: &LogManager) -> Result<Vec<LegacyTopic>, std::io::Err
         let Some(id) = read_topic_id(log.dir()) else {
             continue;
         };
-        let topic = topics.entry(tp.topic.clone()).or_insert_with(|| LegacyTopic {
-            name: tp.topic.clone(),
-            id,
-            partitions: 0,
-            configs: configs.remove(&tp.topic).unwrap_or_default(),
-        });
+        let topic = topics
+            .entry(tp.topic.clone())
+            .or_insert_with(|| LegacyTopic {
+                name: tp.topic.clone(),
+                id,
+                partitions: 0,
+                configs: configs.remove(&tp.topic).unwrap_or_default(),
+            });
         topic.partitions = topic.partitions.max(tp.partition + 1);
     }
     Ok(topics.into_values().collect())
@@ -513,30 +523,51 @@ mod tests {
                 .map_err(|e| e.error_code())
         };
         assert_eq!(check("retention.ms", "1000"), Ok(1000));
-        assert!(check("min.insync.replicas", "2").is_ok(), "known Kafka configs are accepted");
+        assert!(
+            check("min.insync.replicas", "2").is_ok(),
+            "known Kafka configs are accepted"
+        );
         assert!(check("compression.type", "zstd").is_ok());
         assert_eq!(check("no.such.config", "1"), Err(ErrorCode::INVALID_CONFIG));
-        assert_eq!(check("compression.type", "brotli"), Err(ErrorCode::INVALID_CONFIG));
-        assert_eq!(check("retention.ms", "soon"), Err(ErrorCode::INVALID_CONFIG));
-        assert_eq!(check("min.insync.replicas", "0"), Err(ErrorCode::INVALID_CONFIG));
+        assert_eq!(
+            check("compression.type", "brotli"),
+            Err(ErrorCode::INVALID_CONFIG)
+        );
+        assert_eq!(
+            check("retention.ms", "soon"),
+            Err(ErrorCode::INVALID_CONFIG)
+        );
+        assert_eq!(
+            check("min.insync.replicas", "0"),
+            Err(ErrorCode::INVALID_CONFIG)
+        );
     }
 
     #[test]
     fn legacy_topics_are_found_with_ids_and_configs() {
         let root = tempfile::tempdir().unwrap();
-        let logs = LogManager::open(vec![root.path().to_path_buf()], |_| LogConfig::default(), 0)
-            .unwrap();
+        let logs =
+            LogManager::open(vec![root.path().to_path_buf()], |_| LogConfig::default(), 0).unwrap();
         let id = gregor_protocol::ids::random_id();
         for p in 0..2 {
             let tp = gregor_log::TopicPartition::new("events", p);
-            let log = logs.get_or_create_log(&tp, LogConfig::default(), 0).unwrap();
+            let log = logs
+                .get_or_create_log(&tp, LogConfig::default(), 0)
+                .unwrap();
             fs::write(
                 log.dir().join("partition.metadata"),
-                format!("version: 0\ntopic_id: {}\n", gregor_protocol::ids::to_text(id)),
+                format!(
+                    "version: 0\ntopic_id: {}\n",
+                    gregor_protocol::ids::to_text(id)
+                ),
             )
             .unwrap();
         }
-        fs::write(root.path().join("topic-configs"), "events retention.ms=1000\n").unwrap();
+        fs::write(
+            root.path().join("topic-configs"),
+            "events retention.ms=1000\n",
+        )
+        .unwrap();
         let found = legacy_topics(&logs).unwrap();
         assert_eq!(
             found,

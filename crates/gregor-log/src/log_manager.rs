@@ -18,8 +18,8 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::log::{LoadOptions, Log};
 use crate::names::{
-    CLEAN_SHUTDOWN_MARKER, CLUSTER_METADATA_DIR, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT, TopicPartition,
+    CLEAN_SHUTDOWN_MARKER, CLEANER_OFFSET_CHECKPOINT, CLUSTER_METADATA_DIR,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, TopicPartition,
 };
 
 /// The logs of one broker.

@@ -392,19 +392,78 @@ fn tls_and_sasl_listeners_are_not_supported_yet() {
 }
 
 #[test]
-fn cluster_mode_settings_are_refused_clearly() {
-    for overrides in [
-        vec![("process.roles", "broker")],
-        vec![("process.roles", "controller")],
-        vec![("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093")],
-        vec![("controller.quorum.voters", "2@localhost:9093")],
-        vec![("controller.quorum.bootstrap.servers", "a:9093,b:9093")],
-        vec![("controller.quorum.bootstrap.servers", "other:9093")],
+fn cluster_settings_are_read_and_checked() {
+    let three = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097";
+    let config = with(&[
+        ("node.id", "2"),
+        ("controller.quorum.voters", three),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+        ),
+        ("controller.listener.names", "CONTROLLER"),
+        ("min.insync.replicas", "2"),
+        ("replica.lag.time.max.ms", "5000"),
+        ("unclean.leader.election.enable", "true"),
+        ("broker.session.timeout.ms", "3000"),
+    ])
+    .unwrap();
+    let cluster = &config.cluster;
+    assert_eq!(cluster.voters.len(), 3);
+    assert_eq!(cluster.voters[&3], "127.0.0.1:9097");
+    assert!(cluster.roles.broker && cluster.roles.controller);
+    assert_eq!(cluster.min_insync_replicas, 2);
+    assert_eq!(cluster.replica_lag_time_max_ms, 5000);
+    assert!(cluster.unclean_leader_election_enable);
+    assert_eq!(cluster.broker_session_timeout_ms, 3000);
+    assert_eq!(config.controller_listeners[0].port, 9095);
+
+    let broker_only = with(&[
+        ("node.id", "4"),
+        ("process.roles", "broker"),
+        ("controller.quorum.voters", three),
+    ])
+    .unwrap();
+    assert!(broker_only.cluster.roles.broker && !broker_only.cluster.roles.controller);
+
+    for (overrides, key) in [
+        (
+            vec![("process.roles", "broker")],
+            "controller.quorum.voters",
+        ),
+        (vec![("process.roles", "observer")], "process.roles"),
+        (
+            vec![("controller.quorum.voters", three)],
+            "controller.listener.names",
+        ),
+        (
+            vec![("controller.quorum.voters", "2@localhost:9093")],
+            "controller.quorum.voters",
+        ),
+        (
+            vec![("controller.quorum.voters", "1@localhost")],
+            "controller.quorum.voters",
+        ),
+        (
+            vec![("controller.quorum.voters", "1@a:1,1@b:2")],
+            "controller.quorum.voters",
+        ),
+        (
+            vec![("inter.broker.listener.name", "INTERNAL")],
+            "inter.broker.listener.name",
+        ),
+        (vec![("min.insync.replicas", "0")], "min.insync.replicas"),
     ] {
         let err = with(&overrides).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{overrides:?}: {err}");
+    }
+    for servers in ["a:9093,b:9093", "other:9093"] {
+        let err = with(&[("controller.quorum.bootstrap.servers", servers)]).unwrap_err();
         assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("cluster mode"), "{err}");
-        assert_eq!(err.key(), Some(overrides[0].0));
+        assert!(
+            err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
     }
     for roles in ["broker,controller", "controller, broker", ""] {
         with(&[("process.roles", roles)]).unwrap();
@@ -448,13 +507,12 @@ fn kafka_combined_mode_server_properties_work_unchanged() {
         config.log_dirs,
         vec![PathBuf::from("/tmp/kraft-combined-logs")]
     );
+    assert!(ignored.is_empty(), "{ignored:?}");
     assert_eq!(
-        ignored,
-        vec![
-            "inter.broker.listener.name",
-            "offsets.topic.replication.factor"
-        ]
+        config.cluster.inter_broker_listener_name.as_deref(),
+        Some("PLAINTEXT")
     );
+    assert_eq!(config.cluster.offsets_topic_replication_factor, 1);
     // Kafka 3.x's form names the voters instead.
     let voters = text.replace(
         "controller.quorum.bootstrap.servers=localhost:9093",

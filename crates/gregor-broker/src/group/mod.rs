@@ -223,7 +223,12 @@ impl GroupCoordinator {
                 self.owned.lock().insert(tp.partition, false);
                 match self.load_partition(tp.partition, now) {
                     Ok(loaded) => {
-                        tracing::info!(partition = tp.partition, groups = loaded, "now coordinating the groups of {OFFSETS_TOPIC}-{}", tp.partition);
+                        tracing::info!(
+                            partition = tp.partition,
+                            groups = loaded,
+                            "now coordinating the groups of {OFFSETS_TOPIC}-{}",
+                            tp.partition
+                        );
                         if let Some(done) = self.owned.lock().get_mut(&tp.partition) {
                             *done = true;
                         }
@@ -256,7 +261,11 @@ impl GroupCoordinator {
                 g.fail_all_parked(ErrorCode::NOT_COORDINATOR);
             }
         }
-        tracing::info!(partition, groups = gone.len(), "no longer coordinating the groups of {OFFSETS_TOPIC}-{partition}");
+        tracing::info!(
+            partition,
+            groups = gone.len(),
+            "no longer coordinating the groups of {OFFSETS_TOPIC}-{partition}"
+        );
     }
 
     /// Whether this broker coordinates `group` now: `NOT_COORDINATOR` when another broker

@@ -21,7 +21,12 @@ pub async fn handle(
                 .collect()
         });
         let outcome = topics
-            .add_partitions(t.name.0.as_str(), t.count, assignments, request.validate_only)
+            .add_partitions(
+                t.name.0.as_str(),
+                t.count,
+                assignments,
+                request.validate_only,
+            )
             .await;
         results.push(match outcome {
             Ok(()) => result,

@@ -69,7 +69,12 @@ async fn create_one(
     let assignments: BTreeMap<i32, Vec<i32>> = t
         .assignments
         .iter()
-        .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+        .map(|a| {
+            (
+                a.partition_index,
+                a.broker_ids.iter().map(|b| b.0).collect(),
+            )
+        })
         .collect();
     if !assignments.is_empty() && (t.num_partitions != -1 || t.replication_factor != -1) {
         return Err(TopicError::Refused {

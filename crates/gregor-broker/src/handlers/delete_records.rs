@@ -37,7 +37,11 @@ pub fn handle(
                     let log = partition.log();
                     // Kafka deletes only below the high watermark: -1 means up to it.
                     let high_watermark = partition.high_watermark();
-                    let offset = if p.offset == -1 { high_watermark } else { p.offset };
+                    let offset = if p.offset == -1 {
+                        high_watermark
+                    } else {
+                        p.offset
+                    };
                     if offset > high_watermark {
                         return result.with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.0);
                     }

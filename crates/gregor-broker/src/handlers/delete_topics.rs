@@ -11,10 +11,7 @@ use crate::topics::TopicRegistry;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// Answers a DeleteTopics request.
-pub async fn handle(
-    request: &DeleteTopicsRequest,
-    topics: &TopicRegistry,
-) -> DeleteTopicsResponse {
+pub async fn handle(request: &DeleteTopicsRequest, topics: &TopicRegistry) -> DeleteTopicsResponse {
     // v6 lists topics as (name or id) states; earlier versions as names.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if request.topics.is_empty() {
         request

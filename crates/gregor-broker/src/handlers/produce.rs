@@ -57,7 +57,11 @@ pub fn append(
                     let partition = match replicas.leader_partition(&tp) {
                         Ok(partition) => partition,
                         Err(code) => {
-                            return failed(response, code, "this broker does not lead the partition".into());
+                            return failed(
+                                response,
+                                code,
+                                "this broker does not lead the partition".into(),
+                            );
                         }
                     };
                     let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) else {

@@ -232,7 +232,14 @@ async fn fetch_once(
         partitions
             .iter()
             .filter(|(_, f)| f.retry_after_ms <= now)
-            .map(|(tp, f)| (tp.clone(), Arc::clone(&f.partition), f.leader_epoch, f.truncate))
+            .map(|(tp, f)| {
+                (
+                    tp.clone(),
+                    Arc::clone(&f.partition),
+                    f.leader_epoch,
+                    f.truncate,
+                )
+            })
             .partition(|(_, _, _, truncate)| *truncate)
     };
     if !to_truncate.is_empty() {
@@ -272,8 +279,11 @@ async fn fetch_once(
         );
     let response = conn.send_at(&request, FETCH_VERSION).await?;
     if response.error_code != 0 {
-        return Err(gregor_client::error::ClientError::from_code(response.error_code, None)
-            .unwrap_or_else(|| gregor_client::error::ClientError::Protocol("fetch failed".into())));
+        return Err(
+            gregor_client::error::ClientError::from_code(response.error_code, None).unwrap_or_else(
+                || gregor_client::error::ClientError::Protocol("fetch failed".into()),
+            ),
+        );
     }
     let epochs: HashMap<TopicPartition, (Arc<Partition>, i32)> = to_fetch
         .into_iter()
@@ -384,7 +394,14 @@ async fn truncate(
                 }
                 continue;
             }
-            work.push((tp, partition, epoch, asked_epoch, result.leader_epoch, result.end_offset));
+            work.push((
+                tp,
+                partition,
+                epoch,
+                asked_epoch,
+                result.leader_epoch,
+                result.end_offset,
+            ));
         }
     }
     let done = tokio::task::spawn_blocking(move || {

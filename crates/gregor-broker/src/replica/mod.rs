@@ -31,7 +31,9 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 pub use fetcher::FetcherConfig;
-pub use isr::{AlterPartitionSender, channel as alter_partition_channel, run as run_alter_partition};
+pub use isr::{
+    AlterPartitionSender, channel as alter_partition_channel, run as run_alter_partition,
+};
 pub use partition::{AppendError, Partition, Role};
 
 use crate::topics::log_config;
@@ -198,10 +200,7 @@ impl ReplicaManager {
                         tracing::info!(partition = %tp, epoch = state.leader_epoch, isr = ?state.isr, "became leader");
                     }
                     Some(Role::Follower { leader }) => {
-                        let address = image
-                            .brokers
-                            .get(&leader)
-                            .and_then(|b| self.address_of(b));
+                        let address = image.brokers.get(&leader).and_then(|b| self.address_of(b));
                         self.fetchers.follow(
                             Arc::clone(&partition),
                             leader,
@@ -289,7 +288,9 @@ impl ReplicaManager {
             partition.retire();
         }
         match self.logs.delete_log(tp) {
-            Ok(_) => tracing::info!(partition = %tp, "partition no longer hosted here; log deleted"),
+            Ok(_) => {
+                tracing::info!(partition = %tp, "partition no longer hosted here; log deleted")
+            }
             Err(e) => tracing::warn!(partition = %tp, error = %e, "deleting log failed"),
         }
     }
@@ -344,9 +345,8 @@ impl ReplicaManager {
         timeout: Duration,
     ) -> Result<(), ErrorCode> {
         let mut progress = partition.progress();
-        let wait = progress.wait_for(|p| {
-            p.high_watermark > offset || !p.leader || p.leader_epoch != leader_epoch
-        });
+        let wait = progress
+            .wait_for(|p| p.high_watermark > offset || !p.leader || p.leader_epoch != leader_epoch);
         let outcome = match tokio::time::timeout(timeout, wait).await {
             Err(_) => return Err(ErrorCode::REQUEST_TIMED_OUT),
             Ok(Err(_)) => return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),

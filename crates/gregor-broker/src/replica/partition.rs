@@ -340,9 +340,7 @@ impl Partition {
             .end_offset_for_epoch(state.leader_epoch - 1)
             .1
             .max(0);
-        if follower.log_end_offset < state.high_watermark
-            || follower.log_end_offset < epoch_start
-        {
+        if follower.log_end_offset < state.high_watermark || follower.log_end_offset < epoch_start {
             return None;
         }
         let mut isr = state.isr.clone();
@@ -447,7 +445,9 @@ impl Partition {
             Some(self.log.append_as_follower(records)?)
         };
         let end = self.log.log_end_offset();
-        state.high_watermark = leader_high_watermark.min(end).max(state.high_watermark.min(end));
+        state.high_watermark = leader_high_watermark
+            .min(end)
+            .max(state.high_watermark.min(end));
         self.publish(&state);
         drop(state);
         if let Some(info) = info {

@@ -37,9 +37,14 @@ impl Controller {
         rack: Option<String>,
         now_ms: i64,
     ) -> ControllerResponse {
+        // Another live process with this id keeps it. "Live" means heard from during this
+        // controller's term: the full session a new controller grants every broker is a grace
+        // period, not proof of life, so a broker restarted together with its controller (a
+        // single node killed and started again) need not wait it out.
         if let Some(existing) = batch.image().brokers.get(&broker_id)
             && existing.incarnation_id != incarnation_id
             && !existing.fenced
+            && self.last_contact.contains_key(&broker_id)
             && !self.session_expired(broker_id, now_ms)
         {
             return ControllerResponse::Registered(Err(ItemError::new(

@@ -297,11 +297,12 @@ pub struct Controller {
 impl Controller {
     /// A controller that became active at `now_ms`: every registered broker gets a full
     /// session from now before it can be fenced.
-    pub fn new(config: ControllerConfig, image: &MetadataImage, now_ms: i64) -> Controller {
+    /// (`last_contact` holds only brokers heard from during this term.)
+    pub fn new(config: ControllerConfig, now_ms: i64) -> Controller {
         Controller {
             config,
             start_ms: now_ms,
-            last_contact: image.brokers.keys().map(|id| (*id, now_ms)).collect(),
+            last_contact: BTreeMap::new(),
             last_rebalance_ms: now_ms,
         }
     }

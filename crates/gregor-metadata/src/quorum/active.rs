@@ -143,10 +143,8 @@ impl QuorumNode {
         })?;
         let image = self.image.borrow().clone();
         let config = self.controller_config.clone();
-        let controller = catch_unwind(AssertUnwindSafe(|| {
-            Controller::new(config, &image, now_ms())
-        }))
-        .map_err(|p| QuorumError::ControllerFailed(panic_message(&*p)))?;
+        let controller = catch_unwind(AssertUnwindSafe(|| Controller::new(config, now_ms())))
+            .map_err(|p| QuorumError::ControllerFailed(panic_message(&*p)))?;
         tracing::info!(
             node_id = self.id,
             term,

@@ -207,35 +207,44 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     for q in nodes.values() {
         wait_topics(q, 3).await;
     }
-    // Appends only on the leader; controller requests are routed to it from anywhere (the
-    // controller's logic is not written yet, so it fails there, caught, and that is reported).
+    // Appends only on the leader; controller requests are routed to it from anywhere and
+    // decided by the real controller there.
     let follower = *nodes.keys().find(|id| **id != leader).unwrap();
     assert!(matches!(
         nodes[&follower].append(vec![topic(99)]).await,
         Err(QuorumError::NotController { leader: Some(l) }) if l == leader
     ));
-    let request = ControllerRequest::AllocateProducerIds {
-        broker_id: 1,
-        broker_epoch: 0,
+    let register = ControllerRequest::RegisterBroker {
+        broker_id: 7,
+        incarnation_id: uuid::Uuid::from_u128(7),
+        endpoints: Vec::new(),
+        rack: None,
     };
-    match nodes[&follower]
-        .request(request, Duration::from_secs(5))
+    let epoch = match nodes[&follower]
+        .request(register, Duration::from_secs(5))
         .await
     {
-        Err(QuorumError::Remote(msg)) => assert!(msg.contains("controller failed"), "{msg}"),
-        other => panic!("expected the leader's controller failure, got {other:?}"),
-    }
-
-    let request = ControllerRequest::AllocateProducerIds {
+        Ok(ControllerResponse::Registered(Ok(epoch))) => epoch,
+        other => panic!("expected a registration through the leader, got {other:?}"),
+    };
+    let unknown = ControllerRequest::AllocateProducerIds {
         broker_id: 1,
         broker_epoch: 0,
     };
     assert!(matches!(
         nodes[&leader]
-            .request(request, Duration::from_secs(5))
+            .request(unknown, Duration::from_secs(5))
             .await,
-        Err(QuorumError::ControllerFailed(_))
+        Ok(ControllerResponse::ProducerIds(Err(_)))
     ));
+    for q in nodes.values() {
+        let mut image = q.image();
+        let registered = image.wait_for(|i| i.brokers.get(&7).is_some_and(|b| b.epoch == epoch));
+        tokio::time::timeout(Duration::from_secs(5), registered)
+            .await
+            .expect("the registration reaches every node")
+            .unwrap();
+    }
 
     // The leader goes away: the other two elect a new one, which accepts appends.
     let started = Instant::now();

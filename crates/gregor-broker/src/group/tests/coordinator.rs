@@ -30,7 +30,6 @@ fn group_config() -> GroupConfig {
     }
 }
 
-
 /// A single-node broker core (storage, metadata quorum, replicas) and its group coordinator.
 struct Node {
     dir: PathBuf,
@@ -61,14 +60,24 @@ impl Node {
             .block_on(crate::node::Node::start(broker_config, Vec::new()))
             .unwrap();
         let groups = Arc::clone(&node.broker.groups);
-        if node.broker.topics.get("__consumer_offsets").is_some() {
-            // Every offsets partition is led here: wait until all have loaded.
-            runtime.block_on(async {
-                while groups.find_coordinator("probe").is_err() {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            });
-        }
+        // As a client's FindCoordinator would: create `__consumer_offsets` if needed, then wait
+        // until every partition's groups are loaded (all are led here).
+        let g = Arc::clone(&groups);
+        runtime
+            .block_on(runtime.spawn_blocking(move || g.find_coordinator("probe")))
+            .unwrap()
+            .unwrap();
+        runtime.block_on(async {
+            let all_loaded = || {
+                (0..config.offsets_topic_num_partitions).all(|p| {
+                    let group = probe_group(p, config.offsets_topic_num_partitions);
+                    groups.with_group(&group, |_| ()).is_ok()
+                })
+            };
+            while !all_loaded() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
         Node {
             dir: dir.to_path_buf(),
             config,
@@ -108,6 +117,14 @@ impl Node {
         drop(runtime);
         Node::open(&dir, config)
     }
+}
+
+/// A group id that lives in offsets partition `partition`.
+fn probe_group(partition: i32, partitions: i32) -> String {
+    (0..)
+        .map(|i| format!("probe-{i}"))
+        .find(|g| crate::group::store::partition_for(g, partitions) == partition)
+        .expect("some id lands in every partition")
 }
 
 fn offset(topic: &str, partition: i32, offset: i64, metadata: &str) -> OffsetToCommit {
@@ -240,7 +257,9 @@ fn group_of_one(groups: &GroupCoordinator, group: &str, now: i64) -> String {
 }
 
 fn state(groups: &GroupCoordinator, group: &str) -> Option<&'static str> {
-    groups.with_group(group, |g| g.map(|g| g.state_name())).unwrap()
+    groups
+        .with_group(group, |g| g.map(|g| g.state_name()))
+        .unwrap()
 }
 
 #[test]
@@ -493,19 +512,20 @@ fn offsets_groups_deletions_and_offset_deletes_survive_a_restart() {
     assert_eq!(committed_offset(groups, "offsets-only", "t", 1), Some(12));
     assert_eq!(committed_offset(groups, "classic", "t", 2), Some(99));
 
-    groups.with_group("classic", |g| {
-        let GroupKind::Classic(c) = &g.expect("the classic group is back").kind else {
-            panic!("a classic group");
-        };
-        assert_eq!(c.state(), ClassicState::Stable);
-        assert_eq!(c.generation, 1);
-        assert_eq!(c.leader.as_deref(), Some(classic_member.as_str()));
-        assert_eq!(c.protocol.as_deref(), Some("range"));
-        let m = &c.members[&classic_member];
-        assert_eq!(m.assignment, Bytes::from_static(b"assigned"));
-        assert_eq!(m.session_timeout_ms, SESSION_MS);
-    })
-    .unwrap();
+    groups
+        .with_group("classic", |g| {
+            let GroupKind::Classic(c) = &g.expect("the classic group is back").kind else {
+                panic!("a classic group");
+            };
+            assert_eq!(c.state(), ClassicState::Stable);
+            assert_eq!(c.generation, 1);
+            assert_eq!(c.leader.as_deref(), Some(classic_member.as_str()));
+            assert_eq!(c.protocol.as_deref(), Some("range"));
+            let m = &c.members[&classic_member];
+            assert_eq!(m.assignment, Bytes::from_static(b"assigned"));
+            assert_eq!(m.session_timeout_ms, SESSION_MS);
+        })
+        .unwrap();
     assert_eq!(
         groups.heartbeat("classic", &classic_member, None, 1, T0 + 2_000),
         ErrorCode::NONE,
@@ -586,13 +606,14 @@ fn consumer_group_members_survive_a_restart() {
     );
     assert_eq!(again.error, ErrorCode::NONE);
     assert!(again.member_epoch >= joined.member_epoch);
-    node.groups.with_group("cg", |g| {
-        let GroupKind::Consumer(c) = &g.expect("the consumer group is back").kind else {
-            panic!("a consumer group");
-        };
-        assert_eq!(c.members["m"].assigned, owned);
-    })
-    .unwrap();
+    node.groups
+        .with_group("cg", |g| {
+            let GroupKind::Consumer(c) = &g.expect("the consumer group is back").kind else {
+                panic!("a consumer group");
+            };
+            assert_eq!(c.members["m"].assigned, owned);
+        })
+        .unwrap();
 }
 
 /// Kafka writes the group when a static member's restart replaces its member id (even with

@@ -115,7 +115,7 @@ fn expired_session_fences_and_moves_leaders_with_an_epoch_bump() {
     }
 
     // A new controller gives every broker a full session from its start.
-    c.controller = Controller::new(config(), &c.image, c.now);
+    c.controller = Controller::new(config(), c.now);
     c.now += SESSION;
     assert!(c.tick().is_empty());
     c.now += 1;

@@ -62,7 +62,7 @@ fn check_invariants(image: &MetadataImage) {
 impl Cluster {
     fn new(config: ControllerConfig) -> Cluster {
         let image = MetadataImage::default();
-        let controller = Controller::new(config, &image, 0);
+        let controller = Controller::new(config, 0);
         Cluster {
             image,
             controller,
