@@ -357,9 +357,13 @@ async fn handle(
             let advertised = advertised.clone();
             ResponseKind::FindCoordinator(
                 blocking(broker, move |b| {
-                    let image = b.replicas.image();
-                    let view = cluster_view(b, &image, &advertised);
-                    find_coordinator::handle(&r, version, &view, &b.groups)
+                    find_coordinator::handle(
+                        &r,
+                        version,
+                        &advertised.listener,
+                        &b.replicas,
+                        &b.groups,
+                    )
                 })
                 .await,
             )

@@ -8,8 +8,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use gregor_protocol::ErrorCode;
 
-use super::metadata::ClusterView;
 use crate::group::GroupCoordinator;
+use crate::replica::ReplicaManager;
 
 const GROUP_KEY: i8 = 0;
 
@@ -17,7 +17,8 @@ const GROUP_KEY: i8 = 0;
 pub fn handle(
     request: &FindCoordinatorRequest,
     version: i16,
-    cluster: &ClusterView<'_>,
+    listener: &str,
+    replicas: &ReplicaManager,
     coordinator: &GroupCoordinator,
 ) -> FindCoordinatorResponse {
     let find = |key: &StrBytes| -> Coordinator {
@@ -33,13 +34,17 @@ pub fn handle(
                 .find_coordinator(key)
                 .map_err(|e| (e, "the offsets topic is not available"))
                 .and_then(|tp| {
-                    let leader = cluster
-                        .image
+                    // The image as of now: the lookup may just have created the topic.
+                    let image = replicas.image();
+                    let leader = image
                         .partition(&tp.topic, tp.partition)
                         .map_or(-1, |p| p.leader);
-                    cluster
-                        .endpoint(leader)
-                        .map(|(host, port)| (leader, host, port))
+                    image
+                        .brokers
+                        .get(&leader)
+                        .filter(|b| !b.fenced)
+                        .and_then(|b| b.endpoint(listener))
+                        .map(|e| (leader, e.host.clone(), e.port))
                         .ok_or((
                             ErrorCode::COORDINATOR_NOT_AVAILABLE,
                             "the group's offsets partition has no live leader",

@@ -41,16 +41,6 @@ impl ClusterView<'_> {
             })
             .collect()
     }
-
-    /// `(host, port)` of `broker` on this listener, if it is live.
-    pub fn endpoint(&self, broker: i32) -> Option<(String, u16)> {
-        self.image
-            .brokers
-            .get(&broker)
-            .filter(|b| !b.fenced)
-            .and_then(|b| b.endpoint(self.listener))
-            .map(|e| (e.host.clone(), e.port))
-    }
 }
 
 /// The Metadata entry of a topic.
