@@ -270,4 +270,4 @@ def test_create_topics_with_replica_assignment(broker):
     assert len(admin.list_topics(timeout=10).topics["placed"].partitions) == 3
     with pytest.raises(Exception) as info:
         admin.create_topics([NewTopic("elsewhere", 1, replica_assignment=[[2]])])["elsewhere"].result(timeout=10)
-    assert info.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+    assert info.value.args[0].name() == "INVALID_REPLICA_ASSIGNMENT"

@@ -53,6 +53,21 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         max: 6,
     },
     ApiSupport {
+        key: ApiKey::ElectLeaders,
+        min: 0,
+        max: 2,
+    },
+    ApiSupport {
+        key: ApiKey::AlterPartitionReassignments,
+        min: 0,
+        max: 1,
+    },
+    ApiSupport {
+        key: ApiKey::ListPartitionReassignments,
+        min: 0,
+        max: 0,
+    },
+    ApiSupport {
         key: ApiKey::DeleteRecords,
         min: 0,
         max: 2,

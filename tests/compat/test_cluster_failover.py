@@ -1,0 +1,258 @@
+"""A three-node cluster driven by real clients through leader and controller failures.
+
+The central property (issue 6): a record a producer was told is written with `acks=all` to a
+topic with `min.insync.replicas=2` survives any single broker failure — it is readable at the
+offset it was acknowledged at, and every replica ends up with the same log. The CI run kills a
+leader (or the active controller) a few times; `GREGOR_SOAK=1` runs 25 rounds, and
+`GREGOR_FAILOVER_ROUNDS=N` any number."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from cluster import Cluster
+
+SOAK = bool(os.environ.get("GREGOR_SOAK"))
+ROUNDS = int(os.environ.get("GREGOR_FAILOVER_ROUNDS", "25" if SOAK else "4"))
+
+
+@pytest.fixture
+def cluster(gregor_binary, tmp_path):
+    c = Cluster(gregor_binary, tmp_path, size=3).start()
+    try:
+        yield c
+    finally:
+        c.shutdown()
+
+
+def create(cluster, name, partitions, replication_factor=3, configs=None):
+    from confluent_kafka.admin import NewTopic
+
+    admin = cluster.admin()
+    topic = NewTopic(name, partitions, replication_factor, config=configs or {})
+    admin.create_topics([topic])[name].result(timeout=30)
+    cluster.wait_for(
+        lambda: all(
+            leader >= 0 and len(isr) == replication_factor
+            for leader, _, isr in cluster.partitions(name, admin).values()
+        ),
+        "every partition of %s led with a full ISR" % name,
+    )
+
+
+def full_isr(cluster, topic, size=3):
+    return all(leader >= 0 and len(isr) == size for leader, _, isr in cluster.partitions(topic).values())
+
+
+def test_replicas_and_leaders_spread_over_the_brokers(cluster):
+    create(cluster, "spread", 6)
+    partitions = cluster.partitions("spread")
+    leaders = [leader for leader, _, _ in partitions.values()]
+    assert sorted(leaders.count(b) for b in (1, 2, 3)) == [2, 2, 2], partitions
+    for leader, replicas, isr in partitions.values():
+        assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3]
+        assert leader in isr
+    # More replicas than live brokers is refused with Kafka's code.
+    from confluent_kafka.admin import NewTopic
+
+    admin = cluster.admin()
+    with pytest.raises(Exception) as info:
+        admin.create_topics([NewTopic("too-many", 1, 4)])["too-many"].result(timeout=30)
+    assert info.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+
+
+def test_min_insync_replicas_refuses_acks_all_when_the_isr_is_too_small(cluster):
+    from confluent_kafka import Producer
+
+    create(cluster, "guarded", 1, configs={"min.insync.replicas": "3"})
+    leader = cluster.partitions("guarded")[0][0]
+    victim = next(n for n in cluster.nodes if n != leader)
+    cluster.nodes[victim].kill()
+    cluster.wait_for(lambda: len(cluster.partitions("guarded")[0][2]) == 2, "the ISR to shrink to 2")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                         "message.timeout.ms": 3000, "retries": 0})
+    outcome = []
+    producer.produce("guarded", b"x", on_delivery=lambda err, msg: outcome.append(err))
+    producer.flush(15)
+    assert outcome and outcome[0] is not None
+    assert outcome[0].name() in ("NOT_ENOUGH_REPLICAS", "_MSG_TIMED_OUT"), outcome[0]
+    # acks=1 does not need the ISR.
+    relaxed = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1"})
+    done = []
+    relaxed.produce("guarded", b"y", on_delivery=lambda err, msg: done.append(err))
+    relaxed.flush(15)
+    assert done == [None]
+
+
+def produce_until(cluster, topic, stop, acked, failed):
+    """Sends increasing sequence numbers with acks=all until `stop`; `acked` maps each
+    acknowledged number to (partition, offset)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({
+        "bootstrap.servers": cluster.bootstrap,
+        "acks": "all",
+        "enable.idempotence": False,
+        "linger.ms": 5,
+        "message.timeout.ms": 120000,
+        "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+
+    def delivered(err, msg):
+        if err is None:
+            acked[int(msg.value())] = (msg.partition(), msg.offset())
+        else:
+            failed.append(err)
+
+    seq = 0
+    while not stop.is_set():
+        try:
+            producer.produce(topic, str(seq).encode(), key=str(seq).encode(), on_delivery=delivered)
+            seq += 1
+        except BufferError:
+            producer.poll(0.1)
+            continue
+        producer.poll(0)
+        if seq % 50 == 0:
+            time.sleep(0.01)
+    producer.flush(180)
+
+
+def read_all(cluster, topic, partitions):
+    """Every record of `topic` as {(partition, offset): value}, read up to the high watermarks."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "verifier",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen = {}
+    deadline = time.time() + 120
+    while time.time() < deadline and any(
+        max([o for (p2, o) in seen if p2 == p], default=-1) < ends[p] - 1 for p in range(partitions)
+    ):
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        seen[(msg.partition(), msg.offset())] = int(msg.value())
+    consumer.close()
+    return seen, ends
+
+
+def log_bytes(node_dir, topic, partition):
+    """The concatenated `.log` segments of one replica, in offset order."""
+    directory = os.path.join(node_dir, "%s-%d" % (topic, partition))
+    segments = sorted(f for f in os.listdir(directory) if f.endswith(".log"))
+    data = b""
+    for name in segments:
+        with open(os.path.join(directory, name), "rb") as f:
+            data += f.read()
+    return data
+
+
+def test_no_acknowledged_record_is_lost_when_leaders_and_the_controller_are_killed(cluster):
+    topic = "sequence"
+    partitions = 3
+    create(cluster, topic, partitions, configs={"min.insync.replicas": "2"})
+    acked, failed, stop = {}, [], threading.Event()
+    writer = threading.Thread(target=produce_until, args=(cluster, topic, stop, acked, failed))
+    writer.start()
+    kills = []
+    try:
+        for round_ in range(ROUNDS):
+            time.sleep(1.5)
+            if round_ % 4 == 3:
+                victim = cluster.controller()
+            else:
+                victim = cluster.partitions(topic)[round_ % partitions][0]
+            kills.append(victim)
+            before = len(acked)
+            cluster.nodes[victim].kill()
+            cluster.wait_for(
+                lambda: all(leader not in (-1, victim) for leader, _, _ in cluster.partitions(topic).values()),
+                "leaders to move off killed broker %d" % victim,
+            )
+            cluster.nodes[victim].launch()
+            cluster.nodes[victim].wait_ready()
+            cluster.wait_for(lambda: full_isr(cluster, topic), "broker %d back in every ISR" % victim)
+            cluster.wait_for(lambda: len(acked) > before, "writes to continue after round %d" % round_)
+    finally:
+        stop.set()
+        writer.join(240)
+    assert len(kills) == ROUNDS
+    assert len(acked) > 100, "the producer made progress (%d acked, %d failed)" % (len(acked), len(failed))
+
+    seen, ends = read_all(cluster, topic, partitions)
+    missing = [(v, where) for v, where in acked.items() if seen.get(where) != v]
+    assert not missing, "acknowledged records lost or moved: %r (of %d)" % (missing[:10], len(acked))
+
+    # Every replica converges on the same log: stop the cluster cleanly (after the followers
+    # caught up) and compare the replicas' files byte for byte.
+    cluster.wait_for(lambda: full_isr(cluster, topic), "a full ISR before the comparison")
+    time.sleep(2)
+    for node in cluster.nodes.values():
+        assert node.stop() == 0
+    for p in range(partitions):
+        copies = {n: log_bytes(node.data_dir, topic, p) for n, node in cluster.nodes.items()}
+        assert len(set(copies.values())) == 1, "replicas of %s-%d differ: %r" % (
+            topic, p, {n: len(b) for n, b in copies.items()})
+        assert len(copies[1]) > 0
+
+
+def test_consumer_group_keeps_its_offsets_across_coordinator_failover(cluster):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    create(cluster, "work", 3)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(300):
+        producer.produce("work", str(i).encode(), partition=i % 3)
+    assert producer.flush(30) == 0
+
+    def consumer():
+        c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "workers",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
+        c.subscribe(["work"])
+        return c
+
+    def consume(c, until, seen):
+        deadline = time.time() + 60
+        while len(seen) < until and time.time() < deadline:
+            msg = c.poll(0.5)
+            if msg is not None and not msg.error():
+                seen.add(int(msg.value()))
+        return seen
+
+    admin = cluster.admin()
+    first = consumer()
+    seen = consume(first, 150, set())
+    first.commit(asynchronous=False)
+    coordinator = admin.describe_consumer_groups(["workers"])["workers"].result(timeout=15).coordinator.id
+    cluster.nodes[coordinator].kill()
+    seen = consume(first, 300, seen)
+    assert len(seen) == 300, "consumption stalled at %d after the coordinator died" % len(seen)
+    cluster.wait_for(lambda: first.commit(asynchronous=False) or True, "a commit to the new coordinator")
+    moved = cluster.wait_for(
+        lambda: admin.describe_consumer_groups(["workers"])["workers"].result(timeout=15).coordinator.id,
+        "a new coordinator")
+    assert moved != coordinator
+    committed = first.committed([TopicPartition("work", p) for p in range(3)], timeout=15)
+    assert sorted(tp.offset for tp in committed) == [100, 100, 100]
+    first.close()
+
+    # The old coordinator comes back; the group's offsets are the same wherever it is served.
+    cluster.nodes[coordinator].launch()
+    cluster.nodes[coordinator].wait_ready()
+    cluster.wait_for(lambda: full_isr(cluster, "__consumer_offsets"), "__consumer_offsets fully replicated again")
+    again = consumer()
+    leftovers = []
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        msg = again.poll(0.5)
+        if msg is not None and not msg.error():
+            leftovers.append(msg.value())
+    assert leftovers == [], "a resumed member re-read committed records"
+    again.close()
