@@ -129,16 +129,18 @@ def read_all(cluster, topic, partitions):
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    seen = {}
-    deadline = time.time() + 120
-    while time.time() < deadline and any(
-        max([o for (p2, o) in seen if p2 == p], default=-1) < ends[p] - 1 for p in range(partitions)
-    ):
-        msg = consumer.poll(1.0)
-        if msg is None or msg.error():
-            continue
-        seen[(msg.partition(), msg.offset())] = int(msg.value())
+    seen, last, errors = {}, {p: -1 for p in range(partitions)}, []
+    deadline = time.time() + 180
+    while time.time() < deadline and any(last[p] < ends[p] - 1 for p in range(partitions)):
+        for msg in consumer.consume(1000, 1.0):
+            if msg.error():
+                errors.append(str(msg.error()))
+                continue
+            seen[(msg.partition(), msg.offset())] = int(msg.value())
+            last[msg.partition()] = max(last[msg.partition()], msg.offset())
     consumer.close()
+    assert all(last[p] >= ends[p] - 1 for p in range(partitions)), \
+        "could not read back to the high watermarks %r (reached %r; errors %r)" % (ends, last, errors[-5:])
     return seen, ends
 
 
@@ -186,8 +188,13 @@ def test_no_acknowledged_record_is_lost_when_leaders_and_the_controller_are_kill
     assert len(acked) > 100, "the producer made progress (%d acked, %d failed)" % (len(acked), len(failed))
 
     seen, ends = read_all(cluster, topic, partitions)
-    missing = [(v, where) for v, where in acked.items() if seen.get(where) != v]
-    assert not missing, "acknowledged records lost or moved: %r (of %d)" % (missing[:10], len(acked))
+    missing = sorted((where, v, seen.get(where)) for v, where in acked.items() if seen.get(where) != v)
+    if missing:
+        history = [line.strip() for node in cluster.nodes.values() for line in node.log
+                   if "truncat" in line or "became" in line or "ISR" in line]
+        raise AssertionError("acknowledged records lost or moved (offset, acked value, found): %r "
+                             "(%d of %d; ends %r; kills %r)\n%s"
+                             % (missing[:10], len(missing), len(acked), ends, kills, "\n".join(history[-60:])))
 
     # Every replica converges on the same log: stop the cluster cleanly (after the followers
     # caught up) and compare the replicas' files byte for byte.

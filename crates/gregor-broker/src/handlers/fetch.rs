@@ -12,7 +12,9 @@
 //! the offset it fetches at tells the leader how far it has copied: that moves the high
 //! watermark and the ISR.
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -81,7 +83,35 @@ pub fn handle(
                     if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return response.with_error_code(code.0);
                     }
+                    let log = partition.log();
+                    let high_watermark = partition.high_watermark();
+                    let response = response
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log.log_start_offset())
+                        .with_aborted_transactions(Some(Vec::new()));
                     let upper_bound = if replica_id >= 0 {
+                        // A follower's fetch offset counts as progress only if its log agrees
+                        // with ours up to there: not past our end, and (KIP-320) its last
+                        // fetched epoch ends no earlier here. Otherwise it is told where the
+                        // logs diverge and truncates; nothing it claims is believed.
+                        if p.fetch_offset > log.log_end_offset() {
+                            return response
+                                .with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.0)
+                                .with_records(Some(Default::default()));
+                        }
+                        if version >= 12 && p.last_fetched_epoch >= 0 {
+                            let (epoch, end) = log.end_offset_for_epoch(p.last_fetched_epoch);
+                            if epoch < p.last_fetched_epoch || end < p.fetch_offset {
+                                return response
+                                    .with_diverging_epoch(
+                                        EpochEndOffset::default()
+                                            .with_epoch(epoch)
+                                            .with_end_offset(end),
+                                    )
+                                    .with_records(Some(Default::default()));
+                            }
+                        }
                         if let Err(code) = replicas.record_follower_fetch(
                             &partition,
                             replica_id,
@@ -92,15 +122,13 @@ pub fn handle(
                         }
                         None
                     } else {
-                        Some(partition.high_watermark())
+                        Some(high_watermark)
                     };
-                    let log = partition.log();
+                    // A follower's fetch may just have moved the high watermark: tell it.
                     let high_watermark = partition.high_watermark();
                     let response = response
                         .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
-                        .with_log_start_offset(log.log_start_offset())
-                        .with_aborted_transactions(Some(Vec::new()));
+                        .with_last_stable_offset(high_watermark);
                     let max = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // The first batch goes out whole even past the limits, as in Kafka.
                     match log.read(p.fetch_offset, max, upper_bound, total == 0) {

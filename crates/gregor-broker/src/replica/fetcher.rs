@@ -255,6 +255,7 @@ async fn fetch_once(
                 .with_partition(tp.partition)
                 .with_current_leader_epoch(*epoch)
                 .with_fetch_offset(partition.log().log_end_offset())
+                .with_last_fetched_epoch(partition.log().latest_epoch().unwrap_or(-1))
                 .with_log_start_offset(partition.log().log_start_offset())
                 .with_partition_max_bytes(config.max_bytes_per_partition),
         );
@@ -291,6 +292,7 @@ async fn fetch_once(
         .collect();
     let mut appends = Vec::new();
     let mut failed = Vec::new();
+    let mut diverged = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
             let tp = TopicPartition::new(topic.topic.0.as_str(), data.partition_index);
@@ -301,6 +303,15 @@ async fn fetch_once(
                 failed.push((tp, data.error_code));
                 continue;
             }
+            if data.diverging_epoch.epoch >= 0 {
+                diverged.push((
+                    Arc::clone(partition),
+                    *epoch,
+                    data.diverging_epoch.epoch,
+                    data.diverging_epoch.end_offset,
+                ));
+                continue;
+            }
             appends.push((
                 Arc::clone(partition),
                 *epoch,
@@ -308,6 +319,20 @@ async fn fetch_once(
                 data.records.unwrap_or_default(),
             ));
         }
+    }
+    if !diverged.is_empty() {
+        tokio::task::spawn_blocking(move || {
+            for (partition, epoch, leader_epoch, leader_end) in diverged {
+                let target = divergence_point(&partition, leader_epoch, leader_end);
+                match partition.truncate_to(target, epoch, now_ms()) {
+                    Ok(Some(end)) => tracing::info!(partition = %partition.topic_partition(), truncated_to = end, "follower log diverged from the leader's; truncated"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(partition = %partition.topic_partition(), error = %e, "follower truncation failed"),
+                }
+            }
+        })
+        .await
+        .ok();
     }
     let appended = tokio::task::spawn_blocking(move || {
         let mut any = false;
@@ -407,21 +432,11 @@ async fn truncate(
     let done = tokio::task::spawn_blocking(move || {
         let mut done = Vec::new();
         for (tp, partition, epoch, asked_epoch, leader_epoch, leader_end) in work {
-            let log = partition.log();
-            let target = if leader_epoch < 0 || leader_end < 0 {
-                // The leader knows none of our epochs: keep only what was committed.
-                partition.high_watermark()
-            } else if leader_epoch == asked_epoch {
-                leader_end
+            let target = if leader_epoch == asked_epoch && leader_end >= 0 {
+                leader_end.min(partition.log().log_end_offset())
             } else {
-                let (ours, our_end) = log.end_offset_for_epoch(leader_epoch);
-                if ours == leader_epoch {
-                    leader_end.min(our_end)
-                } else {
-                    leader_end.min(our_end.max(0))
-                }
+                divergence_point(&partition, leader_epoch, leader_end)
             };
-            let target = target.min(log.log_end_offset());
             match partition.truncate_to(target, epoch, now_ms()) {
                 Ok(Some(end)) => {
                     tracing::info!(partition = %tp, truncated_to = end, "follower reconciled with leader");
@@ -439,6 +454,20 @@ async fn truncate(
         mark_truncated(shared, &tp, epoch);
     }
     Ok(())
+}
+
+/// Where our log stops agreeing with the leader's, given the leader's latest epoch at or below
+/// ours and where it ends there: the lesser of both logs' ends for that epoch. A leader that
+/// knows none of our epochs leaves only what was committed (our high watermark).
+fn divergence_point(partition: &Partition, leader_epoch: i32, leader_end: i64) -> i64 {
+    let log = partition.log();
+    let target = if leader_epoch < 0 || leader_end < 0 {
+        partition.high_watermark()
+    } else {
+        let (_, our_end) = log.end_offset_for_epoch(leader_epoch);
+        leader_end.min(our_end.max(0))
+    };
+    target.min(log.log_end_offset())
 }
 
 fn mark_truncated(shared: &Shared, tp: &TopicPartition, epoch: i32) {

@@ -325,7 +325,14 @@ impl ReplicaManager {
         fetch_offset: i64,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
-        let (advanced, expand) = partition.record_follower_fetch(replica, fetch_offset, now_ms)?;
+        let eligible = self
+            .image
+            .read()
+            .brokers
+            .get(&replica)
+            .is_some_and(|b| !b.fenced);
+        let (advanced, expand) =
+            partition.record_follower_fetch(replica, fetch_offset, eligible, now_ms)?;
         if let Some(change) = expand {
             self.alter_partition.send(Arc::clone(partition), change);
         }

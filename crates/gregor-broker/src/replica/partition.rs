@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gregor_log::{AppendInfo, Log, LogError, TopicPartition};
 use gregor_metadata::controller::IsrChange;
@@ -71,7 +72,13 @@ struct State {
     followers: HashMap<BrokerId, FollowerState>,
     /// ISR asked of the controller and not answered yet: at most one change in flight.
     pending_isr: Option<Vec<BrokerId>>,
+    /// When the controller last refused an ISR change: the next ask waits a little, so a
+    /// leader with a stale view does not flood the controller before the metadata arrives.
+    refused_at: Option<Instant>,
 }
+
+/// Pause after a refused ISR change.
+const ISR_RETRY: Duration = Duration::from_millis(200);
 
 /// Why a produce was refused before touching the log, or the log's own refusal.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +108,11 @@ impl AppendError {
             AppendError::Log(e) => e.error_code(),
         }
     }
+}
+
+/// Whether a new ISR change may be asked now: none in flight, and no refusal just now.
+fn may_ask(state: &State) -> bool {
+    state.pending_isr.is_none() && state.refused_at.is_none_or(|t| t.elapsed() >= ISR_RETRY)
 }
 
 /// One hosted replica; see the module docs.
@@ -146,6 +158,7 @@ impl Partition {
                 high_watermark,
                 followers: HashMap::new(),
                 pending_isr: None,
+                refused_at: None,
             }),
             progress,
         }
@@ -298,11 +311,13 @@ impl Partition {
 
     /// A follower fetched at `fetch_offset`: it has everything below it. Updates its progress,
     /// may advance the high watermark, and returns an ISR expansion to ask the controller for
-    /// when it caught up. `Err` when `replica` is not a replica of ours to lead.
+    /// when it caught up and may join (`eligible`: registered and unfenced, as Kafka requires).
+    /// `Err` when `replica` is not a replica of ours to lead.
     pub fn record_follower_fetch(
         &self,
         replica: BrokerId,
         fetch_offset: i64,
+        eligible: bool,
         now_ms: i64,
     ) -> Result<(bool, Option<IsrChange>), ErrorCode> {
         let mut state = self.state.lock();
@@ -322,7 +337,11 @@ impl Partition {
         follower.last_fetch_ms = now_ms;
         follower.last_fetch_leader_leo = leo;
         let before = state.high_watermark;
-        let expand = self.maybe_expand_isr(&mut state, replica);
+        let expand = if eligible {
+            self.maybe_expand_isr(&mut state, replica)
+        } else {
+            None
+        };
         self.advance_high_watermark(&mut state);
         self.publish(&state);
         Ok((state.high_watermark > before, expand))
@@ -331,7 +350,7 @@ impl Partition {
     /// Kafka's rule for rejoining: the follower has reached the high watermark and the start
     /// of the current leader epoch.
     fn maybe_expand_isr(&self, state: &mut State, replica: BrokerId) -> Option<IsrChange> {
-        if state.pending_isr.is_some() || state.isr.contains(&replica) {
+        if !may_ask(state) || state.isr.contains(&replica) {
             return None;
         }
         let follower = state.followers.get(&replica)?;
@@ -352,7 +371,7 @@ impl Partition {
     /// shrink to ask the controller for, if any.
     pub fn maybe_shrink_isr(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
         let mut state = self.state.lock();
-        if state.role != Role::Leader || state.pending_isr.is_some() {
+        if state.role != Role::Leader || !may_ask(&state) {
             return None;
         }
         let lagging: Vec<BrokerId> = state
@@ -396,6 +415,7 @@ impl Partition {
     pub fn isr_change_done(&self, outcome: Option<(i32, Vec<BrokerId>, i32)>) {
         let mut state = self.state.lock();
         state.pending_isr = None;
+        state.refused_at = outcome.is_none().then(Instant::now);
         if let Some((leader_epoch, isr, partition_epoch)) = outcome
             && leader_epoch == state.leader_epoch
             && partition_epoch > state.partition_epoch
