@@ -409,3 +409,6 @@ fn write_topic_id(dir: &Path, id: Uuid) -> std::io::Result<()> {
         format!("version: 0\ntopic_id: {}\n", ids::to_text(id)),
     )
 }
+
+#[cfg(test)]
+mod tests;
