@@ -443,3 +443,53 @@ fn follower_truncates_only_in_its_epoch_and_clamps_the_high_watermark() {
     assert_eq!(p.truncate_to(0, 5, NOW).unwrap(), None);
     assert_eq!(p.log().log_end_offset(), 2);
 }
+
+#[test]
+#[ignore = "bug: Partition::apply_metadata (partition.rs) adopts an image older than the ISR \
+            already committed via isr_change_done; Kafka's makeLeader skips a state with a \
+            lower partition epoch"]
+fn image_older_than_a_committed_isr_change_is_not_adopted() {
+    let f = leader_with_isr(&[1, 2]);
+    let p = &f.partition;
+    append(p, 3, -1, 2).unwrap();
+    p.record_follower_fetch(2, 3, true, NOW + 1).unwrap();
+    let (_, change) = p.record_follower_fetch(3, 3, true, NOW + 2).unwrap();
+    assert_eq!(change.map(|c| c.partition_epoch), Some(10));
+    p.isr_change_done(Some((1, vec![1, 2, 3], 11)));
+    assert_eq!(p.progress().borrow().isr_size, 3);
+
+    // This broker's metadata replay lags the controller: an image from before the commit.
+    assert_eq!(
+        p.apply_metadata(&image(1, 1, &[1, 2, 3], &[1, 2], 10), NOW + 3),
+        None
+    );
+    assert_eq!(p.progress().borrow().isr_size, 3);
+    // 3 is in the committed ISR: acks=all must wait for it.
+    append(p, 2, -1, 2).unwrap();
+    p.record_follower_fetch(2, 5, true, NOW + 4).unwrap();
+    assert_eq!(p.high_watermark(), 3);
+    // The next change is asked at the committed partition epoch.
+    let change = p.maybe_shrink_isr(NOW + 20_000, 10_000).expect("a shrink");
+    assert_eq!(change.partition_epoch, 11);
+}
+
+#[test]
+fn image_at_or_after_a_committed_isr_change_is_adopted() {
+    let f = leader_with_isr(&[1, 2]);
+    let p = &f.partition;
+    append(p, 3, -1, 2).unwrap();
+    p.record_follower_fetch(2, 3, true, NOW + 1).unwrap();
+    assert!(
+        p.record_follower_fetch(3, 3, true, NOW + 2)
+            .unwrap()
+            .1
+            .is_some()
+    );
+    p.isr_change_done(Some((1, vec![1, 2, 3], 11)));
+    p.apply_metadata(&image(1, 1, &[1, 2, 3], &[1, 2, 3], 11), NOW + 3);
+    assert_eq!(p.progress().borrow().isr_size, 3);
+    p.apply_metadata(&image(1, 1, &[1, 2, 3], &[1, 3], 12), NOW + 4);
+    assert_eq!(p.progress().borrow().isr_size, 2);
+    let change = p.maybe_shrink_isr(NOW + 20_000, 10_000).expect("a shrink");
+    assert_eq!((change.new_isr, change.partition_epoch), (vec![1], 12));
+}
