@@ -112,6 +112,23 @@ class Cluster:
             self.nodes[node_id] = Node(binary, node_id, settings["log.dirs"], settings)
         self.bootstrap = ",".join("127.0.0.1:%d" % p for p in client_ports)
 
+    def add_broker(self, node_id):
+        """A broker-only node (`process.roles=broker`): it follows the metadata log as an observer
+        of the voters, on a controller listener of its own."""
+        client, controller = free_ports(2)
+        settings = dict(self.nodes[1].settings)
+        root = os.path.dirname(settings["log.dirs"])
+        settings.update({
+            "node.id": node_id,
+            "process.roles": "broker",
+            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (client, controller),
+            "log.dirs": os.path.join(root, "node-%d" % node_id),
+        })
+        node = Node(self.nodes[1].binary, node_id, settings["log.dirs"], settings)
+        self.nodes[node_id] = node
+        self.bootstrap += ",127.0.0.1:%d" % client
+        return node
+
     def start(self, timeout=60):
         for node in self.nodes.values():
             node.launch()

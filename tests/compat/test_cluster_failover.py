@@ -263,3 +263,18 @@ def test_consumer_group_keeps_its_offsets_across_coordinator_failover(cluster):
             leftovers.append(msg.value())
     assert leftovers == [], "a resumed member re-read committed records"
     again.close()
+
+
+def test_a_broker_only_node_joins_and_hosts_replicas(cluster):
+    observer = cluster.add_broker(4)
+    observer.launch()
+    observer.wait_ready()
+    admin = cluster.admin()
+    cluster.wait_for(lambda: 4 in [b.id for b in admin.describe_cluster(request_timeout=10)
+                                   .result(timeout=15).nodes], "broker 4 to be listed")
+    create(cluster, "four", 4, replication_factor=4)
+    partitions = cluster.partitions("four")
+    assert all(sorted(replicas) == [1, 2, 3, 4] for _, replicas, _ in partitions.values())
+    assert 4 in [leader for leader, _, _ in partitions.values()], partitions
+    # It is not a voter: the active controller is always one of the three.
+    assert cluster.controller() in (1, 2, 3)

@@ -38,9 +38,10 @@ use crate::group::classic::Reply;
 use crate::handlers::{
     ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
     create_partitions, create_topics, delete_groups, delete_records, delete_topics,
-    describe_cluster, describe_groups, describe_log_dirs, elect_leaders, fetch, find_coordinator, heartbeat,
-    join_group, leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
-    offset_fetch, offset_for_leader_epoch, produce, reassignments, sync_group, unsupported,
+    describe_cluster, describe_groups, describe_log_dirs, elect_leaders, fetch, find_coordinator,
+    heartbeat, join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
+    offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments, sync_group,
+    unsupported,
 };
 use crate::node::{Broker, Node, blocking, group_ticks};
 use crate::now_ms;
@@ -347,9 +348,9 @@ async fn handle(
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(delete_topics::handle(&r, &broker.topics).await)
         }
-        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(
-            elect_leaders::handle(&r, version, &broker.quorum).await,
-        ),
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(&r, version, &broker.quorum).await)
+        }
         RequestKind::AlterPartitionReassignments(r) => {
             let image = broker.replicas.image();
             ResponseKind::AlterPartitionReassignments(

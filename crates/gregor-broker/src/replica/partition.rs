@@ -209,6 +209,12 @@ impl Partition {
             Role::Offline
         };
         let changed = role != state.role || image.leader_epoch != state.leader_epoch;
+        if !changed && image.partition_epoch < state.partition_epoch {
+            // An image older than an ISR change the controller already answered us about
+            // (Kafka's "already at a newer partition epoch"): adopting it would undo that
+            // change, e.g. drop a member the controller counts as in sync.
+            return None;
+        }
         state.replicas = image.replicas.clone();
         state.isr = image.isr.clone();
         state.partition_epoch = image.partition_epoch;
@@ -374,16 +380,17 @@ impl Partition {
         if state.role != Role::Leader || !may_ask(&state) {
             return None;
         }
+        let leo = self.log.log_end_offset();
         let lagging: Vec<BrokerId> = state
             .isr
             .iter()
             .copied()
             .filter(|r| *r != self.node_id)
             .filter(|r| {
-                state
-                    .followers
-                    .get(r)
-                    .is_none_or(|f| now_ms - f.last_caught_up_ms > lag_max_ms)
+                // Kafka's `isCaughtUp`: at the log end, or caught up within the lag bound.
+                state.followers.get(r).is_none_or(|f| {
+                    f.log_end_offset != leo && now_ms - f.last_caught_up_ms > lag_max_ms
+                })
             })
             .collect();
         if lagging.is_empty() {
