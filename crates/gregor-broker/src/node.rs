@@ -271,16 +271,7 @@ async fn start_quorum(config: &BrokerConfig) -> Result<MetadataQuorum, BrokerErr
                     .into(),
             )
         })?;
-        let addr = own.address();
-        let tcp = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local = tcp
-            .local_addr()
-            .map_err(|source| BrokerError::Io { addr: None, source })?;
+        let (tcp, local) = bind(&own.address()).await?;
         let host = if own.host == "0.0.0.0" || own.host.is_empty() {
             "127.0.0.1".to_string()
         } else {
@@ -315,6 +306,20 @@ async fn start_quorum(config: &BrokerConfig) -> Result<MetadataQuorum, BrokerErr
     MetadataQuorum::start(quorum_config)
         .await
         .map_err(|e| BrokerError::Quorum(e.to_string()))
+}
+
+/// Binds a listener; returns it with the address it got (port 0 picks a free one).
+pub(crate) async fn bind(addr: &str) -> Result<(TcpListener, std::net::SocketAddr), BrokerError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = tcp
+        .local_addr()
+        .map_err(|source| BrokerError::Io { addr: None, source })?;
+    Ok((tcp, local))
 }
 
 /// The replica manager's settings from the broker's.

@@ -43,7 +43,7 @@ use crate::handlers::{
     offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments, sync_group,
     unsupported,
 };
-use crate::node::{Broker, Node, blocking, group_ticks};
+use crate::node::{Broker, Node, bind, blocking, group_ticks};
 use crate::now_ms;
 
 /// The listener a connection came in on (other brokers are described by their endpoint on it).
@@ -95,16 +95,7 @@ impl RunningBroker {
         let mut endpoints = Vec::new();
         if config.cluster.roles.broker {
             for listener in &config.listeners {
-                let addr = listener.address();
-                let tcp = TcpListener::bind(&addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-                let local = tcp
-                    .local_addr()
-                    .map_err(|source| BrokerError::Io { addr: None, source })?;
+                let (tcp, local) = bind(&listener.address()).await?;
                 let advertised = config
                     .advertised_listeners
                     .iter()

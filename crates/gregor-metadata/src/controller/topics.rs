@@ -74,17 +74,11 @@ impl Controller {
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> ControllerResponse {
-        let dup = duplicates(topics.iter().map(|t| t.name.as_str()));
-        let mut results = Vec::with_capacity(topics.len());
-        for topic in topics {
-            let result = if dup.contains(&topic.name) {
-                Err(duplicate_error(&topic.name))
-            } else {
-                self.create_topic(batch, &topic, validate_only)
-            };
-            results.push((topic.name, result));
-        }
-        ControllerResponse::TopicsCreated(results)
+        ControllerResponse::TopicsCreated(per_name(
+            topics,
+            |t| &t.name,
+            |t| self.create_topic(batch, t, validate_only),
+        ))
     }
 
     fn create_topic(
@@ -167,17 +161,11 @@ impl Controller {
         topics: Vec<NewPartitions>,
         validate_only: bool,
     ) -> ControllerResponse {
-        let dup = duplicates(topics.iter().map(|t| t.name.as_str()));
-        let mut results = Vec::with_capacity(topics.len());
-        for topic in topics {
-            let result = if dup.contains(&topic.name) {
-                Err(duplicate_error(&topic.name))
-            } else {
-                self.create_partitions_of(batch, &topic, validate_only)
-            };
-            results.push((topic.name, result));
-        }
-        ControllerResponse::PartitionsCreated(results)
+        ControllerResponse::PartitionsCreated(per_name(
+            topics,
+            |t| &t.name,
+            |t| self.create_partitions_of(batch, t, validate_only),
+        ))
     }
 
     fn create_partitions_of(
@@ -344,4 +332,25 @@ fn manual_assignment(
         }
     }
     Ok(assignments.values().cloned().collect())
+}
+
+/// Decides each item of a per-topic request in order; a name given more than once is refused
+/// for every copy (`INVALID_REQUEST`), as Kafka does.
+fn per_name<T, R>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> &String,
+    mut decide: impl FnMut(&T) -> Result<R, ItemError>,
+) -> Vec<(String, Result<R, ItemError>)> {
+    let dup = duplicates(items.iter().map(|t| name(t).as_str()));
+    items
+        .iter()
+        .map(|item| {
+            let result = if dup.contains(name(item)) {
+                Err(duplicate_error(name(item)))
+            } else {
+                decide(item)
+            };
+            (name(item).clone(), result)
+        })
+        .collect()
 }
