@@ -177,3 +177,19 @@ class Cluster:
                 last = e
             time.sleep(interval)
         raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
+
+
+def create(cluster, name, partitions, replication_factor=3, configs=None):
+    """Creates a topic with confluent-kafka's AdminClient and waits until every partition is
+    led with a full ISR."""
+    from confluent_kafka.admin import NewTopic
+
+    admin = cluster.admin()
+    topic = NewTopic(name, partitions, replication_factor, config=configs or {})
+    admin.create_topics([topic])[name].result(timeout=30)
+    cluster.wait_for(lambda: full_isr(cluster, name, replication_factor),
+                     "every partition of %s led with a full ISR" % name)
+
+
+def full_isr(cluster, topic, size=3):
+    return all(leader >= 0 and len(isr) == size for leader, _, isr in cluster.partitions(topic).values())

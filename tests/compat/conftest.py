@@ -84,3 +84,15 @@ def broker(gregor_binary, tmp_path, request):
     yield b
     if b.proc.poll() is None:
         b.stop()
+
+
+@pytest.fixture
+def cluster(gregor_binary, tmp_path):
+    """A running three-node cluster (tests/compat/cluster.py), killed after the test."""
+    from cluster import Cluster
+
+    c = Cluster(gregor_binary, tmp_path, size=3).start()
+    try:
+        yield c
+    finally:
+        c.shutdown()

@@ -12,38 +12,10 @@ import time
 
 import pytest
 
-from cluster import Cluster
+from cluster import create, full_isr
 
 SOAK = bool(os.environ.get("GREGOR_SOAK"))
 ROUNDS = int(os.environ.get("GREGOR_FAILOVER_ROUNDS", "25" if SOAK else "4"))
-
-
-@pytest.fixture
-def cluster(gregor_binary, tmp_path):
-    c = Cluster(gregor_binary, tmp_path, size=3).start()
-    try:
-        yield c
-    finally:
-        c.shutdown()
-
-
-def create(cluster, name, partitions, replication_factor=3, configs=None):
-    from confluent_kafka.admin import NewTopic
-
-    admin = cluster.admin()
-    topic = NewTopic(name, partitions, replication_factor, config=configs or {})
-    admin.create_topics([topic])[name].result(timeout=30)
-    cluster.wait_for(
-        lambda: all(
-            leader >= 0 and len(isr) == replication_factor
-            for leader, _, isr in cluster.partitions(name, admin).values()
-        ),
-        "every partition of %s led with a full ISR" % name,
-    )
-
-
-def full_isr(cluster, topic, size=3):
-    return all(leader >= 0 and len(isr) == size for leader, _, isr in cluster.partitions(topic).values())
 
 
 def test_replicas_and_leaders_spread_over_the_brokers(cluster):
