@@ -250,3 +250,49 @@ def test_a_broker_only_node_joins_and_hosts_replicas(cluster):
     assert 4 in [leader for leader, _, _ in partitions.values()], partitions
     # It is not a voter: the active controller is always one of the three.
     assert cluster.controller() in (1, 2, 3)
+
+
+def test_a_diverged_replica_truncates_and_converges(cluster):
+    """Unclean election makes two histories: the old leader's acks=1 writes that its follower
+    never copied, and the new leader's. When the old leader returns it must drop its own suffix
+    (OffsetForLeaderEpoch / diverging epoch) and end with the new leader's log. Two replicas on
+    three nodes, so the controller quorum survives each step."""
+    import signal
+
+    from confluent_kafka import Producer
+
+    create(cluster, "forked", 1, replication_factor=2,
+           configs={"unclean.leader.election.enable": "true"})
+    old_leader, replicas, _ = cluster.partitions("forked")[0]
+    follower = next(r for r in replicas if r != old_leader)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(10):
+        producer.produce("forked", b"shared-%d" % i)
+    assert producer.flush(30) == 0
+
+    # Freeze the follower: it is fenced and leaves the ISR; the leader alone takes acks=1.
+    cluster.nodes[follower].proc.send_signal(signal.SIGSTOP)
+    cluster.wait_for(lambda: cluster.partitions("forked")[0][2] == [old_leader], "the ISR to shrink to the leader")
+    alone = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1"})
+    for i in range(5):
+        alone.produce("forked", b"orphan-%d" % i)
+    assert alone.flush(30) == 0
+    cluster.nodes[old_leader].kill()
+    cluster.nodes[follower].proc.send_signal(signal.SIGCONT)
+    # The only in-sync replica is dead: the topic allows an unclean election of the follower.
+    cluster.wait_for(lambda: cluster.partitions("forked")[0][0] == follower, "an unclean election")
+    after = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(3):
+        after.produce("forked", b"new-%d" % i)
+    assert after.flush(60) == 0
+
+    cluster.nodes[old_leader].launch()
+    cluster.nodes[old_leader].wait_ready()
+    cluster.wait_for(lambda: full_isr(cluster, "forked", size=2), "the old leader back in the ISR")
+    assert any("truncat" in line for line in cluster.nodes[old_leader].log), "the old leader truncated"
+    time.sleep(1)
+    for node in cluster.nodes.values():
+        assert node.stop() == 0
+    logs = {n: log_bytes(cluster.nodes[n].data_dir, "forked", 0) for n in (old_leader, follower)}
+    assert logs[old_leader] == logs[follower], {n: len(b) for n, b in logs.items()}
+    assert b"orphan" not in logs[follower] and b"new-2" in logs[follower]
