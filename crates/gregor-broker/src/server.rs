@@ -6,11 +6,8 @@
 //! handled one after another, so responses leave in request order however many a client
 //! pipelines. Shutdown first moves this broker's leaderships to other replicas (controlled
 //! shutdown), then stops accepting, lets each connection finish the request it is on, and
-//! closes the logs cleanly (flushed, indexes trimmed, clean-shutdown marker written).
-//!
-//! Starting joins the metadata quorum (alone, by default), applies the committed metadata to
-//! the hosted partitions, registers the broker with the active controller, and serves once the
-//! controller has unfenced it.
+//! closes the logs cleanly (flushed, indexes trimmed, clean-shutdown marker written). What runs
+//! behind the listeners (quorum, replicas, groups) is the `node` module's.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,7 +66,7 @@ enum ConnectionError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs a single-node broker until `shutdown` completes, then shuts down cleanly.
+/// Runs a broker until `shutdown` completes, then shuts down cleanly.
 pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,

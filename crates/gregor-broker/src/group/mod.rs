@@ -2,9 +2,10 @@
 //!
 //! Every group lives in one partition of `__consumer_offsets` (by Kafka's hash of its id);
 //! the coordinator keeps groups in memory and writes every change that must survive a restart
-//! (group metadata, member assignments, offsets) to that partition before answering. On start
-//! it replays the partitions to rebuild the groups. On this single node it leads every
-//! partition; with a cluster, coordination of a partition will move with its leadership.
+//! (group metadata, member assignments, offsets) to that partition — replicated like an
+//! `acks=all` produce — before answering. A broker coordinates the groups of the partitions it
+//! leads: when it becomes leader of one it replays it to rebuild its groups, and when
+//! leadership moves away it drops them (clients get `NOT_COORDINATOR` and look again).
 //!
 //! Each group has its own lock, held across the write of its records, so one group's changes
 //! reach the log in the order they were made while other groups proceed in parallel. All
