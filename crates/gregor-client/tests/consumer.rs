@@ -658,6 +658,9 @@ async fn park_a_cooperative_rebalance(
     for p in 0..2 {
         produce(&cluster, "co", p, 200, Compression::None).await;
     }
+    // The first lookup creates `__consumer_offsets` (through the controller, 50 partitions):
+    // done here, outside the rebalances timed below.
+    cluster.coordinator("coop", 0).await.unwrap();
     let props = [
         ("group.id", "coop"),
         ("partition.assignment.strategy", "cooperative-sticky"),
