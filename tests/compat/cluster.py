@@ -176,7 +176,10 @@ class Cluster:
             except Exception as e:  # noqa: BLE001 - a node may be down mid-check
                 last = e
             time.sleep(interval)
-        raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
+        tails = "\n".join(
+            "--- node %d (%s):\n%s" % (n, "up" if node.alive() else "down", "".join(node.log[-25:]))
+            for n, node in self.nodes.items())
+        raise AssertionError("timed out waiting for %s (last error: %r)\n%s" % (what, last, tails))
 
 
 def create(cluster, name, partitions, replication_factor=3, configs=None):

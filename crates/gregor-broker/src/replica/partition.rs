@@ -215,10 +215,15 @@ impl Partition {
             // change, e.g. drop a member the controller counts as in sync.
             return None;
         }
+        if changed || image.partition_epoch > state.partition_epoch {
+            // The partition changed (possibly by our own request): a change still in flight
+            // is answered or moot. Otherwise it stays pending, and keeps counting in the
+            // high watermark, until the controller answers.
+            state.pending_isr = None;
+        }
         state.replicas = image.replicas.clone();
         state.isr = image.isr.clone();
         state.partition_epoch = image.partition_epoch;
-        state.pending_isr = None;
         if changed {
             state.role = role;
             state.leader_epoch = image.leader_epoch;
