@@ -55,8 +55,9 @@ pub(crate) struct Node {
     pub(crate) broker: Arc<Broker>,
     /// Tasks that end when told to stop.
     tasks: JoinSet<()>,
-    /// Tasks that only react to others (ISR changes, epoch forwarding): aborted at close.
-    followers: Vec<JoinHandle<()>>,
+    /// Sends ISR changes to the controller; it only reacts to leaders, so it is aborted at
+    /// close.
+    alter_partition: JoinHandle<()>,
     /// Registration and heartbeats; when told to leave it performs the controlled shutdown.
     lifecycle: Option<JoinHandle<()>>,
     leave: watch::Sender<bool>,
@@ -135,24 +136,12 @@ impl Node {
         tasks.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
         tasks.spawn(isr_expiry(Arc::clone(&broker), stop_rx.clone()));
         let (standing, mut standing_rx) = watch::channel(Standing::default());
-        let (epoch_tx, epoch_rx) = watch::channel(None);
-        let mut standing_changes = standing.subscribe();
-        let mut followers = Vec::new();
-        followers.push(tokio::spawn(async move {
-            loop {
-                let epoch = standing_changes.borrow_and_update().broker_epoch;
-                epoch_tx.send_replace(epoch);
-                if standing_changes.changed().await.is_err() {
-                    return;
-                }
-            }
-        }));
-        followers.push(tokio::spawn(replica::run_alter_partition(
+        let alter_partition = tokio::spawn(replica::run_alter_partition(
             alter_queue,
             Arc::clone(&broker.quorum),
             config.node_id,
-            epoch_rx,
-        )));
+            standing.subscribe(),
+        ));
         let lifecycle = if config.cluster.roles.broker {
             let registration = Registration {
                 broker_id: config.node_id,
@@ -189,7 +178,7 @@ impl Node {
         Ok(Node {
             broker,
             tasks,
-            followers,
+            alter_partition,
             lifecycle,
             leave,
             stop,
@@ -225,10 +214,8 @@ impl Node {
             lifecycle.abort();
         }
         while self.tasks.join_next().await.is_some() {}
-        for task in self.followers.drain(..) {
-            task.abort();
-            let _ = task.await;
-        }
+        self.alter_partition.abort();
+        let _ = (&mut self.alter_partition).await;
         self.broker.replicas.shutdown();
         self.broker.quorum.shutdown().await;
         let logs = Arc::clone(&self.broker.logs);

@@ -248,6 +248,14 @@ impl MetadataImage {
         self.topic(name).and_then(|t| t.partitions.get(&partition))
     }
 
+    /// One config override of a topic, without copying the topic's others.
+    pub fn topic_config(&self, name: &str, key: &str) -> Option<&str> {
+        self.configs
+            .get(&ConfigResource::Topic(name.to_string()))
+            .and_then(|c| c.get(key))
+            .map(String::as_str)
+    }
+
     /// Config overrides of a topic (empty if none).
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::partition::Partition;
+use crate::lifecycle::Standing;
 
 /// How long one AlterPartition may take before its changes are dropped (to be asked again).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,21 +46,21 @@ impl AlterPartitionSender {
     }
 }
 
-/// Sends queued changes until the queue closes. `broker_epoch` is this broker's current
+/// Sends queued changes until the queue closes. `standing` carries this broker's current
 /// registration (changes wait until there is one).
 pub async fn run(
     AlterPartitionQueue(mut queue): AlterPartitionQueue,
     quorum: Arc<MetadataQuorum>,
     node_id: BrokerId,
-    mut broker_epoch: watch::Receiver<Option<i64>>,
+    mut standing: watch::Receiver<Standing>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while let Ok(next) = queue.try_recv() {
             batch.push(next);
         }
-        let epoch = match broker_epoch.wait_for(Option::is_some).await {
-            Ok(epoch) => epoch.expect("waited for Some"),
+        let epoch = match standing.wait_for(|s| s.broker_epoch.is_some()).await {
+            Ok(s) => s.broker_epoch.expect("waited for Some"),
             Err(_) => return,
         };
         let mut waiting: HashMap<(Uuid, i32), Arc<Partition>> = HashMap::new();

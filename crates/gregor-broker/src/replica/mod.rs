@@ -150,9 +150,9 @@ impl ReplicaManager {
 
     /// `min.insync.replicas` of a topic: its override, else the broker default.
     pub fn min_insync_replicas(&self, topic: &str) -> i32 {
-        self.image()
-            .topic_configs(topic)
-            .get("min.insync.replicas")
+        self.image
+            .read()
+            .topic_config(topic, "min.insync.replicas")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(self.config.min_insync_replicas)
     }
