@@ -172,6 +172,16 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 1,
     },
+    ApiSupport {
+        key: ApiKey::WriteTxnMarkers,
+        min: 0,
+        max: 1,
+    },
+    ApiSupport {
+        key: ApiKey::DescribeProducers,
+        min: 0,
+        max: 0,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

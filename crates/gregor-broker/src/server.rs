@@ -35,10 +35,10 @@ use crate::group::classic::Reply;
 use crate::handlers::{
     ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
     create_partitions, create_topics, delete_groups, delete_records, delete_topics,
-    describe_cluster, describe_groups, describe_log_dirs, elect_leaders, fetch, find_coordinator,
-    heartbeat, join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
-    offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments, sync_group,
-    unsupported,
+    describe_cluster, describe_groups, describe_log_dirs, describe_producers, elect_leaders, fetch,
+    find_coordinator, heartbeat, join_group, leave_group, list_groups, list_offsets, metadata,
+    offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments,
+    sync_group, unsupported, write_txn_markers,
 };
 use crate::node::{Broker, Node, bind, blocking, group_ticks};
 use crate::now_ms;
@@ -304,6 +304,22 @@ async fn handle(
             ResponseKind::Produce(response)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(long_poll_fetch(broker, r, version).await),
+        RequestKind::WriteTxnMarkers(r) => {
+            let r = Arc::new(r);
+            let request = Arc::clone(&r);
+            let (mut response, pending) = blocking(broker, move |b| {
+                write_txn_markers::append(&request, &b.replicas, now_ms())
+            })
+            .await;
+            if !pending.is_empty() {
+                broker.replicas.wake_fetches();
+                write_txn_markers::await_replication(&mut response, &r, pending).await;
+            }
+            ResponseKind::WriteTxnMarkers(response)
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(&r, &broker.replicas))
+        }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
             blocking(broker, move |b| {
                 list_offsets::handle(&r, version, &b.replicas)

@@ -61,6 +61,53 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    /// A producer wrote with an epoch older than the partition has seen: a newer instance
+    /// (same transactional id) or the coordinator fenced it.
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// Epoch it wrote with.
+        epoch: i16,
+        /// Epoch the partition knows.
+        current: i16,
+    },
+    /// A batch does not follow the producer's last sequence: something in between was lost.
+    #[error("producer {producer_id} (epoch {epoch}) sent sequence {sequence} after {last}")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// Its epoch.
+        epoch: i16,
+        /// First sequence of the batch.
+        sequence: i32,
+        /// Last sequence the partition has.
+        last: i32,
+    },
+    /// A write that does not fit the producer's transaction state (a plain batch inside an
+    /// open transaction).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from a coordinator older than the one that wrote the last marker.
+    #[error(
+        "transaction marker for producer {producer_id} from coordinator epoch {epoch}, which {current} fenced"
+    )]
+    TransactionCoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        epoch: i32,
+        /// Coordinator epoch of the last marker.
+        current: i32,
+    },
+    /// A `.snapshot` file that cannot be read; the state is rebuilt from the log instead.
+    #[error("corrupt producer snapshot {path}: {reason}")]
+    CorruptSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An earlier I/O failure took this log offline (data in the page cache can no longer be
     /// trusted to reach the disk, so nothing more is accepted).
     #[error("log {0} is offline after an earlier storage error")]
@@ -77,7 +124,15 @@ impl LogError {
             LogError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
             LogError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
             LogError::InvalidConfig { .. } => ErrorCode::INVALID_CONFIG,
-            LogError::Io { .. } | LogError::Offline(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+            LogError::Io { .. } | LogError::Offline(_) | LogError::CorruptSnapshot { .. } => {
+                ErrorCode::KAFKA_STORAGE_ERROR
+            }
+            LogError::InvalidProducerEpoch { .. } => ErrorCode::INVALID_PRODUCER_EPOCH,
+            LogError::OutOfOrderSequence { .. } => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            LogError::InvalidTxnState(_) => ErrorCode::INVALID_TXN_STATE,
+            LogError::TransactionCoordinatorFenced { .. } => {
+                ErrorCode::TRANSACTION_COORDINATOR_FENCED
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ mod leader_epoch;
 mod log;
 mod log_manager;
 pub mod names;
+pub mod producer_state;
 mod reader;
 mod segment;
 
@@ -34,5 +35,6 @@ pub use leader_epoch::{EpochEntry, LeaderEpochFileCache, UNDEFINED_EPOCH, UNDEFI
 pub use log::{AppendInfo, LoadOptions, Log, SegmentSnapshot};
 pub use log_manager::LogManager;
 pub use names::TopicPartition;
+pub use producer_state::{AbortedTxn, AppendOrigin, ProducerStateEntry};
 pub use reader::{BatchPosition, FileSlice};
 pub use segment::{IndexSettings, LogSegment};

@@ -18,6 +18,7 @@ use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
+use crate::index::txn_index::TXN_INDEX_SUFFIX;
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 use crate::leader_epoch::EpochEntry;
 use crate::names::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file};
@@ -708,10 +709,22 @@ impl LogSegment {
         let time_path = self.file_path(TIME_INDEX_SUFFIX);
         let mut indexes = self.indexes()?;
         indexes.offset.sync().at(&offset_path)?;
-        indexes.time.sync().at(&time_path)
+        indexes.time.sync().at(&time_path)?;
+        drop(indexes);
+        self.sync_txn_index()
     }
 
-    /// Renames the segment's three files to a new temporary suffix (`""`, `.deleted`,
+    /// Syncs the `.txnindex`, if the segment has one.
+    pub fn sync_txn_index(&self) -> Result<()> {
+        let path = self.file_path(TXN_INDEX_SUFFIX);
+        match File::open(&path) {
+            Ok(file) => file.sync_all().at(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(&path),
+        }
+    }
+
+    /// Renames the segment's files to a new temporary suffix (`""`, `.deleted`,
     /// `.cleaned`, `.swap`). The `.log` goes last, so its name tells how far a swap got.
     pub fn change_suffix(&mut self, suffix: &str) -> Result<()> {
         let mut guard = self.indexes.lock();
@@ -725,6 +738,12 @@ impl LogSegment {
             }
         }
         drop(guard);
+        let from = self.file_path(TXN_INDEX_SUFFIX);
+        rename_if_exists(
+            &from,
+            &segment_file(&self.dir, self.base_offset, TXN_INDEX_SUFFIX, suffix),
+        )
+        .at(&from)?;
         let from = self.file_path(LOG_SUFFIX);
         rename_if_exists(
             &from,
@@ -737,7 +756,12 @@ impl LogSegment {
 
     /// Removes the segment's files for good.
     pub fn delete_files(&self) -> Result<()> {
-        for extension in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for extension in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let path = self.file_path(extension);
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).at(&path),

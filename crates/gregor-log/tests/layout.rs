@@ -201,9 +201,13 @@ fn list_partition_dir(dir: &Path) -> DirListing {
     for entry in fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         match name.split_once('.') {
+            // Producer snapshots are named by offset too, but belong to the partition.
+            Some((_, "snapshot")) => {
+                listing.others.insert(name);
+            }
             Some((stem, ext)) if stem.len() == 20 && stem.bytes().all(|c| c.is_ascii_digit()) => {
                 assert!(
-                    ["log", "index", "timeindex", "snapshot", "txnindex"].contains(&ext),
+                    ["log", "index", "timeindex", "txnindex"].contains(&ext),
                     "unexpected segment file {name}"
                 );
                 listing

@@ -592,6 +592,7 @@ impl Harness {
                 log_start_offset: m.log_start,
                 batch_count: built.len(),
                 size: records.len(),
+                duplicate: false,
             }
         );
         m.batches.extend(appended);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor_log::TopicPartition;
+use gregor_log::{AppendOrigin, TopicPartition};
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{BatchIter, Compression, RecordBatchBuilder};
 
@@ -167,7 +167,7 @@ impl OffsetsTopic {
         let mut batch = builder.build().map_err(|e| failed(&e))?;
         let min_insync = self.replicas.min_insync_replicas(OFFSETS_TOPIC);
         let (info, epoch) = leader
-            .append_as_leader(&mut batch, -1, min_insync, now_ms)
+            .append_as_leader(&mut batch, -1, min_insync, AppendOrigin::Client, now_ms)
             .map_err(|e| match e {
                 crate::replica::AppendError::NotLeader => StoreError::NotLeader(partition),
                 e => failed(&e),

@@ -7,19 +7,22 @@
 //! can progress past a large batch. This module does one pass; the server repeats it when
 //! `min_bytes` is not met, after an append wakes it or `max_wait_ms` runs out (long poll).
 //!
-//! Only the leader serves a partition. Consumers read below the high watermark. A follower
+//! Only the leader serves a partition. Consumers read below the high watermark, or with
+//! `isolation_level=1` (read_committed) below the last stable offset, and then also get the
+//! aborted transactions overlapping what they read, so they can drop those records. A follower
 //! (`replica_id`, or `ReplicaState` from v15, naming a broker) reads up to the log end, and
 //! the offset it fetches at tells the leader how far it has copied: that moves the high
 //! watermark and the ISR.
 
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use gregor_log::TopicPartition;
+use gregor_log::{Log, TopicPartition};
 use gregor_protocol::ErrorCode;
+use gregor_protocol::batch::BatchIter;
 
 use crate::replica::ReplicaManager;
 use crate::topics::TopicRegistry;
@@ -28,6 +31,23 @@ use crate::topics::TopicRegistry;
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// `UNKNOWN_TOPIC_ID`.
 const UNKNOWN_TOPIC_ID: i16 = 100;
+
+/// The aborted transactions overlapping the batches in `bytes` (read from `fetch_offset`), as
+/// a `read_committed` consumer needs them to drop those transactions' records.
+fn aborted_in(log: &Log, fetch_offset: i64, bytes: &[u8]) -> Vec<AbortedTransaction> {
+    let upper = BatchIter::new(bytes)
+        .map_while(|b| b.ok())
+        .last()
+        .map_or(fetch_offset, |b| b.next_offset());
+    log.aborted_transactions(fetch_offset, upper)
+        .into_iter()
+        .map(|t| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
+}
 
 /// One pass over the requested partitions: the response and the record bytes it carries.
 pub fn handle(
@@ -48,6 +68,7 @@ pub fn handle(
             0,
         );
     }
+    let read_committed = request.isolation_level == 1;
     let mut budget = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -87,7 +108,7 @@ pub fn handle(
                     let high_watermark = partition.high_watermark();
                     let response = response
                         .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
+                        .with_last_stable_offset(partition.last_stable_offset())
                         .with_log_start_offset(log.log_start_offset())
                         .with_aborted_transactions(Some(Vec::new()));
                     let upper_bound = if replica_id >= 0 {
@@ -121,14 +142,15 @@ pub fn handle(
                             return response.with_error_code(code.0);
                         }
                         None
+                    } else if read_committed {
+                        Some(partition.last_stable_offset())
                     } else {
                         Some(high_watermark)
                     };
                     // A follower's fetch may just have moved the high watermark: tell it.
-                    let high_watermark = partition.high_watermark();
                     let response = response
-                        .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark);
+                        .with_high_watermark(partition.high_watermark())
+                        .with_last_stable_offset(partition.last_stable_offset());
                     let max = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // The first batch goes out whole even past the limits, as in Kafka.
                     match log.read(p.fetch_offset, max, upper_bound, total == 0) {
@@ -136,6 +158,15 @@ pub fn handle(
                             Ok(bytes) => {
                                 total += bytes.len();
                                 budget = budget.saturating_sub(bytes.len());
+                                let response = if read_committed && replica_id < 0 {
+                                    response.with_aborted_transactions(Some(aborted_in(
+                                        log,
+                                        p.fetch_offset,
+                                        &bytes,
+                                    )))
+                                } else {
+                                    response
+                                };
                                 response.with_records(Some(bytes.into()))
                             }
                             Err(e) => {

@@ -1,6 +1,6 @@
 //! `ListOffsets` (key 2, v1–8): offsets by time — the earliest (-2), the latest (-1), the record
-//! with the largest timestamp (-3), or the first record at or after a timestamp — from the partition leader. "Latest" is the high
-//! watermark: the end of what consumers may read.
+//! with the largest timestamp (-3), or the first record at or after a timestamp — from the partition leader. "Latest" is the end of what consumers may read: the
+//! high watermark, or the last stable offset for `isolation_level=1` (read_committed).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -52,7 +52,11 @@ pub fn handle(
                     let log = partition.log();
                     let leader_epoch = partition.leader_epoch();
                     let found = match p.timestamp {
-                        // Consumers see up to the high watermark (transactions will bound this by the LSO).
+                        // What consumers may read up to: the high watermark, or the last
+                        // stable offset for read_committed.
+                        LATEST if request.isolation_level == 1 => {
+                            Ok(Some((-1, partition.last_stable_offset())))
+                        }
                         LATEST => Ok(Some((-1, partition.high_watermark()))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset()))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),

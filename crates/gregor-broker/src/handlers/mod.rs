@@ -12,6 +12,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -29,6 +30,7 @@ pub mod produce;
 pub mod reassignments;
 pub mod sync_group;
 pub mod unsupported;
+pub mod write_txn_markers;
 
 /// Who sent a request: what group members are described with.
 #[derive(Debug, Clone, Default)]

@@ -17,7 +17,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use gregor_log::TopicPartition;
+use gregor_log::{AppendOrigin, TopicPartition};
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::BatchIter;
 
@@ -78,7 +78,13 @@ pub fn append(
                     let min_insync = replicas.min_insync_replicas(&tp.topic);
                     let mut batch = records.to_vec();
                     let result = partition
-                        .append_as_leader(&mut batch, request.acks, min_insync, now_ms)
+                        .append_as_leader(
+                            &mut batch,
+                            request.acks,
+                            min_insync,
+                            AppendOrigin::Client,
+                            now_ms,
+                        )
                         .map_err(|e| (e.error_code(), e.to_string()))
                         .and_then(|(info, epoch)| {
                             if request.acks != 0 {

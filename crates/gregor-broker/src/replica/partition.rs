@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gregor_log::{AppendInfo, Log, LogError, TopicPartition};
+use gregor_log::{AppendInfo, AppendOrigin, Log, LogError, TopicPartition};
 use gregor_metadata::controller::IsrChange;
 use gregor_metadata::image::PartitionState;
 use gregor_metadata::records::BrokerId;
 use gregor_protocol::ErrorCode;
+use gregor_protocol::batch::EndTransactionMarker;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -274,13 +275,42 @@ impl Partition {
         changed.then_some(role)
     }
 
-    /// Appends a producer's batch as leader. `min_insync` applies only to `acks=all`.
+    /// Appends a producer's batch as leader (`origin`: a client's, or a coordinator's own
+    /// transactional offset commit). `min_insync` applies only to `acks=all`.
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
         acks: i16,
         min_insync: i32,
+        origin: AppendOrigin,
         now_ms: i64,
+    ) -> Result<(AppendInfo, i32), AppendError> {
+        self.append_with(acks, min_insync, |log, epoch| match origin {
+            AppendOrigin::Coordinator => log.append_as_coordinator(records, epoch, now_ms),
+            _ => log.append_as_leader(records, epoch, now_ms),
+        })
+    }
+
+    /// Writes a transaction marker as leader (WriteTxnMarkers); like an `acks=all` produce, it
+    /// needs `min_insync` in-sync replicas.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTransactionMarker,
+        min_insync: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, i32), AppendError> {
+        self.append_with(-1, min_insync, |log, epoch| {
+            log.append_marker_as_leader(producer_id, producer_epoch, marker, epoch, now_ms)
+        })
+    }
+
+    fn append_with(
+        &self,
+        acks: i16,
+        min_insync: i32,
+        append: impl FnOnce(&Log, i32) -> Result<AppendInfo, LogError>,
     ) -> Result<(AppendInfo, i32), AppendError> {
         let mut state = self.state.lock();
         if state.role != Role::Leader {
@@ -292,12 +322,19 @@ impl Partition {
                 min: min_insync,
             });
         }
-        let info = self
-            .log
-            .append_as_leader(records, state.leader_epoch, now_ms)?;
+        let info = append(&self.log, state.leader_epoch)?;
         self.advance_high_watermark(&mut state);
         self.publish(&state);
         Ok((info, state.leader_epoch))
+    }
+
+    /// Last stable offset: below both the high watermark and the first record of any open
+    /// transaction. `read_committed` consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.log
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
     /// Checks a client's `current_leader_epoch` (-1: not given) against ours, as Kafka does

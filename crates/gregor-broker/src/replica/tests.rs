@@ -92,8 +92,14 @@ fn leader_with_isr(isr: &[BrokerId]) -> Fixture {
 
 fn append(p: &Partition, n: i64, acks: i16, min_insync: i32) -> Result<i64, AppendError> {
     let mut batch = client_batch(n);
-    p.append_as_leader(&mut batch, acks, min_insync, NOW)
-        .map(|(info, _)| info.last_offset)
+    p.append_as_leader(
+        &mut batch,
+        acks,
+        min_insync,
+        gregor_log::AppendOrigin::Client,
+        NOW,
+    )
+    .map(|(info, _)| info.last_offset)
 }
 
 #[test]

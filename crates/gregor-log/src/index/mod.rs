@@ -10,6 +10,7 @@
 
 mod offset_index;
 mod time_index;
+pub mod txn_index;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;

@@ -21,6 +21,7 @@ use crate::names::{
     CLEANED_SUFFIX, DELETED_SUFFIX, LEADER_EPOCH_CHECKPOINT, LOG_SUFFIX, SWAP_SUFFIX,
     TopicPartition, parse_segment_file,
 };
+use crate::producer_state::snapshot::SNAPSHOT_SUFFIX;
 use crate::segment::{IndexSettings, LogSegment};
 
 /// What the log directory's checkpoints and shutdown marker say about a log being opened.
@@ -76,6 +77,7 @@ fn list_dir(dir: &Path) -> Result<DirListing> {
             (LOG_SUFFIX, "") => {
                 listing.segments.insert(base);
             }
+            (SNAPSHOT_SUFFIX, _) => {}
             (_, "") => listing.index_files.push((base, path)),
             _ => {}
         }
@@ -146,6 +148,7 @@ impl Log {
         }
         leader_epochs.truncate_from_end(log_end_offset)?;
         leader_epochs.truncate_from_start(log_start_offset)?;
+        let (producers, aborted) = super::producers::load(&dir, &segments, log_end_offset)?;
         let pending = PendingSync::new(active_segment(&segments), log_end_offset, options.now_ms);
         let log = Log {
             topic_partition,
@@ -154,6 +157,8 @@ impl Log {
                 segments,
                 log_start_offset,
                 log_end_offset,
+                producers,
+                aborted,
             }),
             group_commit: GroupCommit::new(log_end_offset),
             pending: Mutex::new(pending),

@@ -14,6 +14,7 @@
 mod append;
 mod compaction;
 mod load;
+mod producers;
 mod read;
 mod retention;
 
@@ -30,6 +31,7 @@ use crate::error::{IoContext, LogError, Result};
 use crate::group_commit::GroupCommit;
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::names::{INDEX_SUFFIX, TIME_INDEX_SUFFIX, TopicPartition};
+use crate::producer_state::{AbortedTxn, ProducerStateManager};
 use crate::segment::LogSegment;
 
 pub use append::AppendInfo;
@@ -49,6 +51,11 @@ struct LogState {
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
+    /// Idempotent and transactional producers, as of `log_end_offset`.
+    producers: ProducerStateManager,
+    /// Aborted transactions whose markers are in the log, by marker offset (the union of the
+    /// segments' `.txnindex` files).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl LogState {
@@ -340,6 +347,7 @@ impl Log {
         let result = (|| {
             let mut state = self.state.write();
             state.active_mut().seal()?;
+            self.take_snapshot(&state, state.log_end_offset)?;
             // Segments below the recovery point are already on disk with their indexes.
             let from = state.segment_holding(self.pending.lock().recovery_point);
             for segment in state.segments.range(from..).map(|(_, s)| s) {

@@ -107,6 +107,7 @@ impl Log {
         self.leader_epochs
             .lock()
             .truncate_from_start(state.log_start_offset)?;
+        self.trim_producer_state_head(state)?;
         let mut pending = self.pending.lock();
         pending.retain_existing(state);
         pending.directory = true;
@@ -230,7 +231,7 @@ impl Log {
 
     fn finish_truncation(&self, state: &mut LogState, new_end: i64) -> Result<i64> {
         state.log_end_offset = new_end;
-
+        self.truncate_producer_state(state, new_end)?;
         self.group_commit
             .set_durable(self.group_commit.durable_offset().min(new_end));
         self.leader_epochs.lock().truncate_from_end(new_end)?;
