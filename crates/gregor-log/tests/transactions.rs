@@ -2,7 +2,7 @@
 //! unstable offset, the aborted-transaction index, and rebuilding all of it after a clean
 //! restart, a crash (no snapshot at the end), lost index files, and a truncation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gregor_log::{AbortedTxn, LoadOptions, Log, LogConfig, TopicPartition};
 use gregor_protocol::batch::{
@@ -45,7 +45,7 @@ fn open(path: &Path, clean: bool) -> Log {
 
 /// Writes: pid 1 txn (0–2), pid 2 idempotent (3–4), pid 1 abort (5), pid 3 txn (6),
 /// with rolls in between (150-byte segments). Returns the log.
-fn populate(path: &PathBuf) -> Log {
+fn populate(path: &Path) -> Log {
     let log = open(path, true);
     log.append_as_leader(&mut producer_batch(1, 0, 0, 3, true), 0, 1_000)
         .unwrap();
