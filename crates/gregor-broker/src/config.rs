@@ -140,6 +140,8 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "message.max.bytes",
     "socket.request.max.bytes",
     "log.retention.check.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
     "num.network.threads",
     "num.io.threads",
 ];
@@ -247,6 +249,13 @@ pub struct BrokerConfig {
     pub cluster: ClusterConfig,
     /// `log.retention.check.interval.ms` (300000): how often retention runs.
     pub log_retention_check_interval_ms: i64,
+    /// `producer.id.expiration.ms` (86400000): how long a partition remembers an idle
+    /// idempotent producer (one with no open transaction); a retry after that cannot be
+    /// recognised as a duplicate.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (600000): how often idle producers are
+    /// forgotten.
+    pub producer_id_expiration_check_interval_ms: i64,
     /// `num.network.threads` (3): accepted for compatibility only; the tokio runtime sizes
     /// itself to the machine's cores.
     pub num_network_threads: i32,
@@ -297,6 +306,8 @@ impl Default for BrokerConfig {
             group: GroupConfig::default(),
             cluster: ClusterConfig::default(),
             log_retention_check_interval_ms: 300_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             num_network_threads: 3,
             num_io_threads: 8,
             static_configs: BTreeMap::new(),
@@ -513,6 +524,12 @@ impl BrokerConfig {
             log_retention_check_interval_ms: p.long(
                 "log.retention.check.interval.ms",
                 300_000,
+                1,
+            )?,
+            producer_id_expiration_ms: p.long("producer.id.expiration.ms", 86_400_000, 1)?,
+            producer_id_expiration_check_interval_ms: p.long(
+                "producer.id.expiration.check.interval.ms",
+                600_000,
                 1,
             )?,
             num_network_threads: p.int("num.network.threads", 3, 1)?,

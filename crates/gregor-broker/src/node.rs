@@ -135,6 +135,7 @@ impl Node {
         let interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1) as u64);
         tasks.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
         tasks.spawn(isr_expiry(Arc::clone(&broker), stop_rx.clone()));
+        tasks.spawn(producer_expiry(Arc::clone(&broker), stop_rx.clone()));
         let (standing, mut standing_rx) = watch::channel(Standing::default());
         let alter_partition = tokio::spawn(replica::run_alter_partition(
             alter_queue,
@@ -476,6 +477,35 @@ async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::
             Ok(Err(e)) => tracing::warn!(error = %e, "writing log checkpoints failed"),
             Err(e) => tracing::error!(error = %e, "log housekeeping panicked"),
             Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Forgets idle producers (`producer.id.expiration.ms`) every
+/// `producer.id.expiration.check.interval.ms`, as Kafka's `PeriodicProducerExpirationCheck`.
+async fn producer_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let expiration_ms = broker.config.producer_id_expiration_ms;
+    let interval =
+        Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms as u64);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let logs = Arc::clone(&broker.logs);
+        let expired = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            logs.all_logs()
+                .iter()
+                .map(|log| log.remove_expired_producers(now, expiration_ms))
+                .sum::<usize>()
+        });
+        if let Ok(n) = expired.await {
+            if n > 0 {
+                tracing::debug!(expired = n, "forgot idle producers");
+            }
         }
     }
 }

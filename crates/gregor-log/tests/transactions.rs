@@ -176,3 +176,76 @@ fn truncation_rebuilds_the_state() {
     assert_eq!(log.first_unstable_offset(), None);
     assert_eq!(log.aborted_transactions(0, i64::MAX), vec![]);
 }
+
+/// Keys and values of every data record in the log, in offset order.
+fn records(log: &Log) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, usize::MAX, None, true).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        for batch in gregor_protocol::batch::BatchIter::new(&bytes) {
+            let batch = batch.unwrap();
+            offset = batch.next_offset();
+            if batch.attributes().is_control() {
+                continue;
+            }
+            for r in batch.records().unwrap() {
+                let value = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+                out.push((r.offset(batch.base_offset()), value));
+            }
+        }
+    }
+    out
+}
+
+fn keyed(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
+    let mut builder = RecordBatchBuilder::new(0, Compression::None)
+        .producer(pid, 0, seq)
+        .transactional(true);
+    builder.append(0, 1_000, Some(key.as_bytes()), Some(value.as_bytes()), &[]);
+    builder.build().unwrap()
+}
+
+#[test]
+fn compaction_drops_aborted_records_and_stops_at_open_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::from_pairs([
+        ("segment.bytes", "150"),
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])
+    .unwrap();
+    let log = Log::open(
+        dir.path().join("t-0"),
+        TopicPartition::new("t", 0),
+        config,
+        LoadOptions::new(0),
+    )
+    .unwrap();
+    // a=v1 committed (0, marker 1); a=v2 aborted (2, marker 3); b=open (4, never decided).
+    log.append_as_leader(&mut keyed(1, 0, "a", "v1"), 0, 1_000)
+        .unwrap();
+    log.append_marker_as_leader(1, 0, marker(true, 0), 0, 1_000)
+        .unwrap();
+    log.append_as_leader(&mut keyed(2, 0, "a", "v2"), 0, 1_000)
+        .unwrap();
+    log.append_marker_as_leader(2, 0, marker(false, 0), 0, 1_000)
+        .unwrap();
+    log.append_as_leader(&mut keyed(3, 0, "b", "open"), 0, 1_000)
+        .unwrap();
+    log.append_as_leader(&mut keyed(3, 1, "b", "open2"), 0, 1_000)
+        .unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(4));
+    let stats = gregor_log::LogCleaner
+        .clean(&log, Default::default(), 10_000)
+        .unwrap()
+        .expect("dirty enough to clean");
+    // The aborted a=v2 is dropped and does not supersede a=v1; the open transaction's
+    // records are past the cleanable range.
+    assert_eq!(stats.next_dirty_offset, 4);
+    assert_eq!(
+        records(&log),
+        vec![(0, "v1".into()), (4, "open".into()), (5, "open2".into())]
+    );
+    assert_eq!(log.aborted_transactions(0, 10).len(), 1);
+}

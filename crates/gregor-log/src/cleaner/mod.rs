@@ -13,6 +13,11 @@
 //!    now + `delete.retention.ms`. Offsets, producer id/epoch/base sequence, leader epoch and
 //!    the batch's offset range are preserved; untouched batches are copied byte for byte.
 //! 5. Cleaned groups are swapped in crash-safely (see [`Log::replace_segments`]).
+//!
+//! Transactions: cleaning stops before the first unstable offset (an open transaction's
+//! records may still be aborted), records of aborted transactions are dropped and never count
+//! as a key's latest value, and transaction markers are kept (Kafka eventually removes markers
+//! too; Gregor keeps them, which costs a few bytes per transaction).
 
 mod offset_map;
 
@@ -21,6 +26,7 @@ use gregor_protocol::batch::{RecordBatch, RecordBatchBuilder, TimestampType};
 use crate::error::{IoContext, Result};
 use crate::log::{Log, SegmentSnapshot};
 use crate::names::CLEANED_SUFFIX;
+use crate::producer_state::AbortedTxn;
 use crate::reader::{BatchReader, Scan};
 use crate::segment::{IndexSettings, LogSegment};
 
@@ -66,6 +72,8 @@ pub struct LogCleaner;
 /// The cleanable segments of a log and how dirty they are.
 struct Cleanable {
     segments: Vec<SegmentSnapshot>,
+    /// Aborted transactions with records in the cleanable range.
+    aborted: Vec<AbortedTxn>,
     /// Offset where cleaning must stop (base of the first uncleanable segment).
     end_offset: i64,
     first_dirty: i64,
@@ -111,6 +119,7 @@ impl LogCleaner {
                 let last_in_group = i + 1 == group.len();
                 let pass = Pass {
                     map: &map,
+                    aborted: &cleanable.aborted,
                     now_ms,
                     new_horizon: horizon,
                     last_in_group,
@@ -150,6 +159,18 @@ fn find_cleanable(
         end_offset = segments[young].base_offset;
         segments.truncate(young);
     }
+    // An open transaction may still abort: nothing from its first record on is cleaned.
+    if let Some(first_unstable) = log.first_unstable_offset() {
+        let cleanable = (0..segments.len())
+            .take_while(|&i| {
+                segments.get(i + 1).map_or(end_offset, |n| n.base_offset) <= first_unstable
+            })
+            .count();
+        if cleanable < segments.len() {
+            end_offset = segments[cleanable].base_offset;
+            segments.truncate(cleanable);
+        }
+    }
     let first_dirty = first_dirty.max(log_start);
     if segments.is_empty() || (first_dirty >= end_offset && !tombstones_due) {
         return Ok(None);
@@ -174,8 +195,10 @@ fn find_cleanable(
     if !tombstones_due && (dirty_bytes == 0 || dirty_ratio < config.min_cleanable_dirty_ratio) {
         return Ok(None);
     }
+    let aborted = log.aborted_transactions(log_start, end_offset);
     Ok(Some(Cleanable {
         segments,
+        aborted,
         end_offset,
         first_dirty,
         dirty_ratio,
@@ -203,7 +226,10 @@ fn build_offset_map(cleanable: &Cleanable) -> Result<OffsetMap> {
     let mut map = OffsetMap::default();
     for segment in &cleanable.segments {
         for_each_batch(segment, |batch, _| {
-            if batch.attributes().is_control() || batch.last_offset() < cleanable.first_dirty {
+            if batch.attributes().is_control()
+                || batch.last_offset() < cleanable.first_dirty
+                || is_aborted(&batch, &cleanable.aborted)
+            {
                 return Ok(());
             }
             for record in batch.record_iter()? {
@@ -217,6 +243,17 @@ fn build_offset_map(cleanable: &Cleanable) -> Result<OffsetMap> {
         })?;
     }
     Ok(map)
+}
+
+/// Whether `batch` holds records of an aborted transaction.
+fn is_aborted(batch: &RecordBatch<'_>, aborted: &[AbortedTxn]) -> bool {
+    batch.attributes().is_transactional()
+        && !batch.attributes().is_control()
+        && aborted.iter().any(|t| {
+            t.producer_id == batch.producer_id()
+                && t.first_offset <= batch.base_offset()
+                && batch.last_offset() < t.last_offset
+        })
 }
 
 /// Groups consecutive segments so each group's output fits one segment (Kafka's
@@ -246,6 +283,8 @@ fn group_segments(segments: &[SegmentSnapshot], max_bytes: u64) -> Vec<&[Segment
 /// What a pass knows while it rewrites one segment.
 struct Pass<'a> {
     map: &'a OffsetMap,
+    /// Aborted transactions: their records are dropped.
+    aborted: &'a [AbortedTxn],
     now_ms: i64,
     /// Delete horizon to stamp on batches that keep tombstones for the first time.
     new_horizon: i64,
@@ -261,6 +300,7 @@ fn clean_segment_into(
 ) -> Result<()> {
     let Pass {
         map,
+        aborted,
         now_ms,
         new_horizon,
         last_in_group,
@@ -275,12 +315,14 @@ fn clean_segment_into(
         let records = batch.records()?;
         let mut kept = Vec::with_capacity(records.len());
         let mut tombstones = false;
+        let aborted_batch = is_aborted(&batch, aborted);
         for record in &records {
             let offset = record.offset(base);
-            let superseded = match &record.key {
-                None => true,
-                Some(key) => map.get(key).is_some_and(|latest| latest > offset),
-            };
+            let superseded = aborted_batch
+                || match &record.key {
+                    None => true,
+                    Some(key) => map.get(key).is_some_and(|latest| latest > offset),
+                };
             if superseded {
                 stats.records_removed += 1;
             } else if record.value.is_none() && expired {

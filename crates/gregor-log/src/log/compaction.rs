@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::Log;
 use crate::error::{IoContext, Result};
+use crate::index::txn_index::{self, TXN_INDEX_SUFFIX};
 use crate::names::{LOG_SUFFIX, SWAP_SUFFIX};
 use crate::segment::LogSegment;
 
@@ -80,6 +81,24 @@ impl Log {
                 cleaned.delete_files()?;
                 return Ok(false);
             }
+            // The aborts whose markers the replaced segments held move with them.
+            let last = replaced
+                .last()
+                .map_or(cleaned.base_offset(), |r| r.base_offset);
+            let end = state
+                .segments
+                .range(last + 1..)
+                .next()
+                .map_or(i64::MAX, |(b, _)| *b);
+            let aborts: Vec<_> = state
+                .aborted
+                .iter()
+                .filter(|t| (cleaned.base_offset()..end).contains(&t.last_offset))
+                .copied()
+                .collect();
+            let index = cleaned.file_path(TXN_INDEX_SUFFIX);
+            txn_index::rewrite(&index, &aborts).at(&index)?;
+            cleaned.sync_txn_index()?;
             cleaned.change_suffix(SWAP_SUFFIX)?;
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
