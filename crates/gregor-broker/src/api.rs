@@ -174,7 +174,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     },
     ApiSupport {
         key: ApiKey::WriteTxnMarkers,
-        min: 0,
+        min: 1,
         max: 1,
     },
     ApiSupport {

@@ -19,6 +19,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -130,6 +133,25 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
         ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(
             ListPartitionReassignmentsRequest::default().with_timeout_ms(5000),
         ),
+        ApiKey::WriteTxnMarkers => {
+            RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+                WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_transaction_result(false)
+                    .with_topics(vec![
+                        WritableTxnMarkerTopic::default()
+                            .with_name(name("t"))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+            ]))
+        }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+                kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0]),
+            ]))
+        }
         key if is_group_api(key) => group_request(key, version),
         other => panic!("add a sample request for {other:?}"),
     }

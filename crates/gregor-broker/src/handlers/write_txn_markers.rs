@@ -1,4 +1,4 @@
-//! `WriteTxnMarkers` (key 27, v0–1): a transaction coordinator asks a partition leader to end
+//! `WriteTxnMarkers` (key 27, v1; Kafka 4 dropped v0): a transaction coordinator asks a partition leader to end
 //! a producer's transaction by appending a commit or abort marker (a control batch).
 //!
 //! The leader checks the marker against the producer's state (an older producer epoch is
