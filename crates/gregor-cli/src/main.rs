@@ -49,6 +49,8 @@ enum Command {
     Cluster(tools::cluster::ClusterArgs),
     /// Producer and consumer load tests (kafka-producer-perf-test, kafka-consumer-perf-test).
     Perf(tools::perf::PerfArgs),
+    /// List and describe transactions and partitions' producers (kafka-transactions).
+    Transactions(tools::transactions::TransactionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Groups(args) => tools::block_on(tools::groups::run(args)),
         Command::Configs(args) => tools::block_on(tools::configs::run(args)),
         Command::Cluster(args) => tools::block_on(tools::cluster::run(args)),
+        Command::Transactions(args) => tools::block_on(tools::transactions::run(args)),
         Command::Perf(args) => tools::block_on(tools::perf::run(args)),
     };
     match result {

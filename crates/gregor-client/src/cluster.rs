@@ -308,6 +308,15 @@ impl Cluster {
 
     /// The coordinator of a group (`key_type` 0) or transactional id (1).
     pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Arc<BrokerConnection>> {
+        Ok(self.find_coordinator(key, key_type).await?.1)
+    }
+
+    /// The coordinator of a group (`key_type` 0) or transactional id (1), with its broker id.
+    pub async fn find_coordinator(
+        &self,
+        key: &str,
+        key_type: i8,
+    ) -> Result<(i32, Arc<BrokerConnection>)> {
         let connection = self.any_connection().await?;
         let version = connection.version::<FindCoordinatorRequest>(4)?;
         let request = if version >= 4 {
@@ -320,16 +329,18 @@ impl Cluster {
                 .with_key(StrBytes::from_string(key.to_string()))
         };
         let response = connection.send_at(&request, version).await?;
-        let (code, message, host, port) = match response.coordinators.first() {
+        let (code, message, node, host, port) = match response.coordinators.first() {
             Some(c) if version >= 4 => (
                 c.error_code,
                 c.error_message.clone(),
+                c.node_id.0,
                 c.host.to_string(),
                 c.port,
             ),
             _ => (
                 response.error_code,
                 response.error_message.clone(),
+                response.node_id.0,
                 response.host.to_string(),
                 response.port,
             ),
@@ -337,7 +348,7 @@ impl Cluster {
         if let Some(e) = ClientError::from_code(code, message.as_deref()) {
             return Err(e);
         }
-        self.connection_to(&format!("{host}:{port}")).await
+        Ok((node, self.connection_to(&format!("{host}:{port}")).await?))
     }
 }
 

@@ -133,11 +133,9 @@ impl BrokerConnection {
     pub fn version<R: Request>(&self, max: i16) -> Result<i16> {
         let ours = R::VERSIONS;
         let (min, theirs) = self.versions.get(&R::KEY).copied().ok_or_else(|| {
-            ClientError::Protocol(format!(
-                "broker {} does not support {:?}",
-                self.addr,
-                ApiKey::try_from(R::KEY).map_err(|_| ())
-            ))
+            let api = ApiKey::try_from(R::KEY)
+                .map_or_else(|()| format!("API key {}", R::KEY), |k| format!("{k:?}"));
+            ClientError::Protocol(format!("broker {} does not support {api}", self.addr))
         })?;
         let version = theirs.min(ours.max).min(max);
         if version < min.max(ours.min) {

@@ -1,4 +1,4 @@
-//! The client tools: `gregor topics|produce|consume|groups|configs|cluster|perf`, the
+//! The client tools: `gregor topics|produce|consume|groups|configs|cluster|perf|transactions`, the
 //! counterparts of Kafka's `kafka-*.sh` scripts, built on `gregor-client` and working against
 //! any Kafka-compatible cluster.
 //!
@@ -15,6 +15,7 @@ pub mod output;
 pub mod perf;
 pub mod produce;
 pub mod topics;
+pub mod transactions;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -31,6 +31,7 @@ mod configs;
 mod groups;
 mod offsets;
 mod topics;
+mod transactions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, MemberDescription, OffsetAndMetadata};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use topics::{CreatedTopic, NewTopic, TopicDescription, TopicListing};
+pub use transactions::{ProducerState, TransactionDescription, TransactionListing};
 
 /// A topic partition, the unit of offsets and assignments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

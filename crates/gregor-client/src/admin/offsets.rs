@@ -42,7 +42,7 @@ pub use crate::protocol_util::ListedOffset;
 impl Admin {
     /// The partitions' leaders, grouped: leader id → partitions. Unknown topics or partitions
     /// are `UNKNOWN_TOPIC_OR_PARTITION`, partitions without a leader `LEADER_NOT_AVAILABLE`.
-    async fn by_leader<'a, V>(
+    pub(super) async fn by_leader<'a, V>(
         &self,
         items: &'a BTreeMap<TopicPartition, V>,
     ) -> Result<BTreeMap<i32, Vec<(&'a TopicPartition, &'a V)>>> {
