@@ -38,7 +38,7 @@ use crate::handlers::{
     describe_cluster, describe_groups, describe_log_dirs, elect_leaders, fetch, find_coordinator,
     heartbeat, join_group, leave_group, list_groups, list_offsets, metadata, offset_commit,
     offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments, sync_group,
-    unsupported,
+    txn_offset_commit, unsupported,
 };
 use crate::node::{Broker, Node, bind, blocking, group_ticks};
 use crate::now_ms;
@@ -401,6 +401,12 @@ async fn handle(
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
             blocking(broker, move |b| {
                 offset_commit::handle(&r, version, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            blocking(broker, move |b| {
+                txn_offset_commit::handle(&r, version, &b.groups, now_ms())
             })
             .await,
         ),
