@@ -11,6 +11,11 @@
 //! reach the log in the order they were made while other groups proceed in parallel. All
 //! methods do file I/O or may, so the broker calls them from blocking threads. Deadlines
 //! (sessions, rebalance timeouts, offsets retention) are driven by [`GroupCoordinator::tick`].
+//!
+//! Transactional offset commits (TxnOffsetCommit, KIP-98) are written in the producer's
+//! transaction and held per group and producer ([`pending`]) until the transaction's marker in
+//! the group's partition commits or aborts them ([`GroupCoordinator::complete_txn_offsets`]
+//! live, the marker itself on replay).
 
 pub mod assignor;
 pub mod classic;

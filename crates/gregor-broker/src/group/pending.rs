@@ -125,3 +125,77 @@ impl OpenTransactions {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: i64, record_offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+            expire_timestamp: -1,
+            record_offset,
+        }
+    }
+
+    fn key(partition: i32) -> (String, i32) {
+        ("t".to_string(), partition)
+    }
+
+    fn offsets(committed: &OffsetMap) -> Vec<(i32, i64)> {
+        committed.iter().map(|(k, v)| (k.1, v.offset)).collect()
+    }
+
+    #[test]
+    fn commit_keeps_the_later_written_offset_and_abort_drops() {
+        let mut committed = OffsetMap::from([(key(0), at(5, 10)), (key(1), at(6, 30))]);
+        let mut pending = PendingOffsets::default();
+        pending.add(1, key(0), at(7, 20));
+        pending.add(1, key(1), at(8, 21));
+        pending.add(2, key(2), at(9, 22));
+        assert!(pending.contains(&key(2)) && !pending.contains(&key(3)));
+        assert_eq!(pending.producers().collect::<Vec<_>>(), [1, 2]);
+
+        pending.complete(1, true, &mut committed);
+        assert_eq!(
+            offsets(&committed),
+            [(0, 7), (1, 6)],
+            "partition 1 was committed again after the transaction wrote it"
+        );
+        pending.complete(2, false, &mut committed);
+        assert_eq!(offsets(&committed), [(0, 7), (1, 6)]);
+        assert!(pending.is_empty());
+        // A marker with nothing pending changes nothing.
+        pending.complete(1, true, &mut committed);
+        assert_eq!(offsets(&committed), [(0, 7), (1, 6)]);
+    }
+
+    #[test]
+    fn a_tombstone_drops_the_partition_from_every_open_transaction() {
+        let mut pending = PendingOffsets::default();
+        pending.add(1, key(0), at(7, 20));
+        pending.add(2, key(0), at(8, 21));
+        pending.add(2, key(1), at(9, 22));
+        assert_eq!(pending.partitions(), BTreeSet::from([&key(0), &key(1)]));
+        pending.remove_partition(&key(0));
+        assert_eq!(pending.producers().collect::<Vec<_>>(), [2]);
+        pending.remove_partition(&key(1));
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn open_transactions_are_taken_per_partition() {
+        let mut open = OpenTransactions::default();
+        open.insert(1, "a");
+        open.insert(1, "b");
+        open.insert(2, "a");
+        assert_eq!(open.take(1, |g| g == "a"), ["a"]);
+        assert_eq!(open.take(1, |g| g == "a"), Vec::<String>::new());
+        open.retain_groups(|g| g != "a");
+        assert_eq!(open.take(2, |_| true), Vec::<String>::new());
+        assert_eq!(open.take(1, |_| true), ["b"]);
+    }
+}
