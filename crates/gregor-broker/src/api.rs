@@ -143,6 +143,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         max: 9,
     },
     ApiSupport {
+        key: ApiKey::TxnOffsetCommit,
+        min: 0,
+        max: 4,
+    },
+    ApiSupport {
         key: ApiKey::OffsetDelete,
         min: 0,
         max: 0,

@@ -32,13 +32,14 @@ use crate::api::is_supported;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::group::classic::Reply;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::handlers::{
     ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
     create_partitions, create_topics, delete_groups, delete_records, delete_topics,
     describe_cluster, describe_groups, describe_log_dirs, describe_producers, elect_leaders, fetch,
     find_coordinator, heartbeat, join_group, leave_group, list_groups, list_offsets, metadata,
     offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments,
-    sync_group, unsupported, write_txn_markers,
+    sync_group, txn_offset_commit, unsupported, write_txn_markers,
 };
 use crate::node::{Broker, Node, bind, blocking, group_ticks};
 use crate::now_ms;
@@ -313,7 +314,23 @@ async fn handle(
             .await;
             if !pending.is_empty() {
                 broker.replicas.wake_fetches();
-                write_txn_markers::await_replication(&mut response, &r, pending).await;
+                let decided =
+                    write_txn_markers::await_replication(&mut response, &r, pending).await;
+                // Before answering: the producer's next transaction must not be settled by
+                // this marker.
+                blocking(broker, move |b| {
+                    for d in decided
+                        .iter()
+                        .filter(|d| d.partition.topic == OFFSETS_TOPIC)
+                    {
+                        b.groups.complete_txn_offsets(
+                            d.partition.partition,
+                            d.producer_id,
+                            d.commit,
+                        );
+                    }
+                })
+                .await;
             }
             ResponseKind::WriteTxnMarkers(response)
         }
@@ -417,6 +434,12 @@ async fn handle(
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
             blocking(broker, move |b| {
                 offset_commit::handle(&r, version, &b.groups, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            blocking(broker, move |b| {
+                txn_offset_commit::handle(&r, version, &b.groups, now_ms())
             })
             .await,
         ),

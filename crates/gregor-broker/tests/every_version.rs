@@ -166,6 +166,7 @@ fn is_group_api(key: ApiKey) -> bool {
             | ApiKey::Heartbeat
             | ApiKey::LeaveGroup
             | ApiKey::OffsetCommit
+            | ApiKey::TxnOffsetCommit
             | ApiKey::OffsetFetch
             | ApiKey::OffsetDelete
             | ApiKey::ListGroups
@@ -186,7 +187,9 @@ fn text(s: &str) -> StrBytes {
 
 /// Group requests that reach the interesting answers: a static JoinGroup completes at once
 /// (its leader response lists members with instance ids), an admin OffsetCommit stores an
-/// offset that OffsetFetch returns with its leader epoch, a KIP-848 join gets an assignment.
+/// offset that OffsetFetch returns with its leader epoch, a TxnOffsetCommit leaves an open
+/// transaction that OffsetFetch with `require_stable` reports unstable, a KIP-848 join gets an
+/// assignment.
 fn group_request(key: ApiKey, version: i16) -> RequestKind {
     match key {
         ApiKey::FindCoordinator => RequestKind::FindCoordinator(if version >= 4 {
@@ -251,10 +254,40 @@ fn group_request(key: ApiKey, version: i16) -> RequestKind {
                         ]),
                 ]),
         ),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(text("tx")))
+                .with_group_id(group("tc"))
+                .with_producer_id(ProducerId(1000))
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(name("t"))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1)
+                                .with_committed_metadata(Some(text("m"))),
+                        ]),
+                ]),
+        ),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(if version >= 8 {
-            OffsetFetchRequest::default().with_groups(vec![
-                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group("c")),
-            ])
+            OffsetFetchRequest::default()
+                .with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(group("c")),
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(group("tc")),
+                ])
+                .with_require_stable(true)
+        } else if version == 7 {
+            OffsetFetchRequest::default()
+                .with_group_id(group("tc"))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(name("t"))
+                        .with_partition_indexes(vec![0]),
+                ]))
+                .with_require_stable(true)
         } else {
             OffsetFetchRequest::default()
                 .with_group_id(group("c"))

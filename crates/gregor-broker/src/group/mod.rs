@@ -11,15 +11,21 @@
 //! reach the log in the order they were made while other groups proceed in parallel. All
 //! methods do file I/O or may, so the broker calls them from blocking threads. Deadlines
 //! (sessions, rebalance timeouts, offsets retention) are driven by [`GroupCoordinator::tick`].
+//!
+//! Transactional offset commits (TxnOffsetCommit, KIP-98) are written in the producer's
+//! transaction and held per group and producer ([`pending`]) until the transaction's marker in
+//! the group's partition commits or aborts them ([`GroupCoordinator::complete_txn_offsets`]
+//! live, the marker itself on replay).
 
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
 mod consumer_protocol;
+pub mod pending;
 pub mod records;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gregor_log::TopicPartition;
@@ -34,8 +40,9 @@ use classic::{
     SyncRequest, SyncResult,
 };
 use consumer::{ConsumerGroup, ConsumerLimits, HeartbeatRequest, HeartbeatResult, TopicView};
+use pending::{OpenTransactions, PendingOffsets};
 use records::{CoordinatorRecord, OffsetCommitValue};
-use store::{OFFSETS_TOPIC, OffsetsTopic};
+use store::{OFFSETS_TOPIC, OffsetsTopic, Replayed};
 
 /// A committed offset, as OffsetFetch returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,16 +57,20 @@ pub struct CommittedOffset {
     pub commit_timestamp: i64,
     /// Explicit expiry (OffsetCommit v1 only), or -1.
     pub expire_timestamp: i64,
+    /// Where its record is in `__consumer_offsets`: a committed transaction's offset only
+    /// replaces one written before it (Kafka's `recordOffset`).
+    pub record_offset: i64,
 }
 
 impl CommittedOffset {
-    fn from_value(v: &OffsetCommitValue) -> CommittedOffset {
+    fn from_value(v: &OffsetCommitValue, record_offset: i64) -> CommittedOffset {
         CommittedOffset {
             offset: v.offset,
             leader_epoch: v.leader_epoch,
             metadata: v.metadata.clone(),
             commit_timestamp: v.commit_timestamp,
             expire_timestamp: v.expire_timestamp,
+            record_offset,
         }
     }
 
@@ -92,6 +103,8 @@ pub struct Group {
     pub kind: GroupKind,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets of transactions not ended yet (TxnOffsetCommit): invisible until committed.
+    pending: PendingOffsets,
     /// Deleted (DeleteGroups, or expired): the map entry is about to go.
     dead: bool,
 }
@@ -102,8 +115,27 @@ impl Group {
             id: id.to_string(),
             kind: GroupKind::Classic(ClassicGroup::new(now)),
             offsets: BTreeMap::new(),
+            pending: PendingOffsets::default(),
             dead: false,
         }
+    }
+
+    /// Whether the group stores any offset, committed or in an open transaction (a group
+    /// that does must not be dropped).
+    fn holds_offsets(&self) -> bool {
+        !self.offsets.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies an offset tombstone: the committed offset and those of open transactions go.
+    fn remove_offset(&mut self, key: &(String, i32)) {
+        self.offsets.remove(key);
+        self.pending.remove_partition(key);
+    }
+
+    /// Applies `producer_id`'s transaction marker to this group's offsets.
+    fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        self.pending
+            .complete(producer_id, commit, &mut self.offsets);
     }
 
     /// Kafka's state name (ListGroups, DescribeGroups).
@@ -140,8 +172,9 @@ impl Group {
     }
 }
 
-/// A partition and its commit, if any (OffsetFetch).
-pub type FetchedOffset = ((String, i32), Option<CommittedOffset>);
+/// A partition and its commit, if any, or why it cannot be answered (`UNSTABLE_OFFSET_COMMIT`)
+/// (OffsetFetch).
+pub type FetchedOffset = ((String, i32), Result<Option<CommittedOffset>, ErrorCode>);
 
 /// One partition's answer in an OffsetCommit.
 pub type PartitionResult = ((String, i32), ErrorCode);
@@ -185,6 +218,13 @@ pub struct GroupCoordinator {
     /// `__consumer_offsets` partitions this broker leads, and whether their groups are loaded:
     /// a group is served here only while its partition is led here.
     owned: Mutex<HashMap<i32, bool>>,
+    /// One lock per `__consumer_offsets` partition, held while its groups load, while a
+    /// TxnOffsetCommit writes and holds its offsets, and while a transaction marker settles
+    /// them: a marker can then never slip between a replay and the groups it rebuilt, nor
+    /// between a transactional write and its pending offsets.
+    partition_locks: Mutex<HashMap<i32, Arc<Mutex<()>>>>,
+    /// Groups with offsets in open transactions, by producer id.
+    open_transactions: Mutex<OpenTransactions>,
     next_expiry_check: Mutex<i64>,
 }
 
@@ -211,6 +251,8 @@ impl GroupCoordinator {
             topics,
             groups: Mutex::new(HashMap::new()),
             owned: Mutex::new(HashMap::new()),
+            partition_locks: Mutex::new(HashMap::new()),
+            open_transactions: Mutex::new(OpenTransactions::default()),
             next_expiry_check: Mutex::new(0),
         }
     }
@@ -257,6 +299,9 @@ impl GroupCoordinator {
                 .collect();
             ids.iter().filter_map(|id| groups.remove(id)).collect()
         };
+        self.open_transactions
+            .lock()
+            .retain_groups(|id| store::partition_for(id, partitions) != partition);
         for group in &gone {
             if let GroupKind::Classic(g) = &mut group.lock().kind {
                 g.fail_all_parked(ErrorCode::NOT_COORDINATOR);
@@ -277,6 +322,12 @@ impl GroupCoordinator {
             Some(false) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
             None => Err(ErrorCode::NOT_COORDINATOR),
         }
+    }
+
+    /// The lock that serialises loading, transactional commits and transaction markers of
+    /// one `__consumer_offsets` partition.
+    fn partition_lock(&self, partition: i32) -> Arc<Mutex<()>> {
+        Arc::clone(self.partition_locks.lock().entry(partition).or_default())
     }
 
     fn classic_limits(&self) -> ClassicLimits {
@@ -300,12 +351,34 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds the groups of one `__consumer_offsets` partition from its log: the latest
-    /// record per key wins, a tombstone removes.
+    /// record per key wins, a tombstone removes; offsets written in a transaction wait for its
+    /// marker (and still wait at the end if the transaction is open).
     fn load_partition(&self, partition: i32, now: i64) -> Result<usize, store::StoreError> {
+        let lock = self.partition_lock(partition);
+        let _settling = lock.lock();
         let limits = self.consumer_limits();
         let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut open = OpenTransactions::default();
         {
-            self.store.replay(partition, |record| {
+            self.store.replay(partition, |entry| {
+                let (record_offset, producer_id, record) = match entry {
+                    Replayed::TxnMarker {
+                        producer_id,
+                        commit,
+                    } => {
+                        for id in open.take(producer_id, |_| true) {
+                            if let Some(group) = groups.get_mut(&id) {
+                                group.complete_txn(producer_id, commit);
+                            }
+                        }
+                        return;
+                    }
+                    Replayed::Record {
+                        offset,
+                        producer_id,
+                        record,
+                    } => (offset, producer_id, record),
+                };
                 let group = groups
                     .entry(record.group().to_string())
                     .or_insert_with(|| Group::new(record.group(), now));
@@ -316,15 +389,19 @@ impl GroupCoordinator {
                         partition,
                         value,
                         ..
-                    } => match value {
-                        Some(v) => {
+                    } => match (value, producer_id) {
+                        (Some(v), None) => {
+                            let committed = CommittedOffset::from_value(&v, record_offset);
+                            group.offsets.insert((topic, partition), committed);
+                        }
+                        (Some(v), Some(producer_id)) => {
+                            let committed = CommittedOffset::from_value(&v, record_offset);
                             group
-                                .offsets
-                                .insert((topic, partition), CommittedOffset::from_value(&v));
+                                .pending
+                                .add(producer_id, (topic, partition), committed);
+                            open.insert(producer_id, &group.id);
                         }
-                        None => {
-                            group.offsets.remove(&(topic, partition));
-                        }
+                        (None, _) => group.remove_offset(&(topic, partition)),
                     },
                     CoordinatorRecord::GroupMetadata { value, .. } => match value {
                         Some(v) => {
@@ -351,16 +428,20 @@ impl GroupCoordinator {
             })?;
         }
         let mut loaded = self.groups.lock();
+        let mut open = self.open_transactions.lock();
         let mut count = 0;
         for (id, mut group) in groups {
             if let GroupKind::Consumer(g) = &mut group.kind {
                 g.finish_load();
             }
-            if group.dead && group.offsets.is_empty() {
+            if group.dead && !group.holds_offsets() {
                 continue;
             }
             group.dead = false;
             count += 1;
+            for producer_id in group.pending.producers() {
+                open.insert(producer_id, &id);
+            }
             loaded.insert(id, Arc::new(Mutex::new(group)));
         }
         Ok(count)
@@ -392,15 +473,17 @@ impl GroupCoordinator {
         )
     }
 
-    /// Writes `records` for `group` (whose lock the caller holds).
+    /// Writes `records` for `group` (whose lock the caller holds), in `transactional`'s
+    /// transaction if given; returns the offset of the first record, if any was written.
     fn persist(
         &self,
         group: &str,
         records: &[CoordinatorRecord],
+        transactional: Option<(i64, i16)>,
         now: i64,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Option<i64>, ErrorCode> {
         self.store
-            .append(self.store.partition_for(group), records, now)
+            .append(self.store.partition_for(group), records, transactional, now)
             .map_err(|e| {
                 tracing::warn!(group, error = %e, "writing group state failed");
                 e.error_code()
@@ -414,7 +497,7 @@ impl GroupCoordinator {
                 group: group.id.clone(),
                 value: Some(g.to_record()),
             };
-            let _ = self.persist(&group.id, &[record], now);
+            let _ = self.persist(&group.id, &[record], None, now);
         }
     }
 
@@ -476,8 +559,8 @@ impl GroupCoordinator {
                     group: id.clone(),
                     value: Some(value),
                 };
-                let error = match self.persist(&id, &[record], now) {
-                    Ok(()) => ErrorCode::NONE,
+                let error = match self.persist(&id, &[record], None, now) {
+                    Ok(_) => ErrorCode::NONE,
                     Err(e) => e,
                 };
                 g.finish_sync(error, self.classic_limits(), now);
@@ -600,13 +683,13 @@ impl GroupCoordinator {
             unreachable!("converted above")
         };
         let (result, records) = g.heartbeat(&id, request, &view, &limits, now);
-        if g.members.is_empty() && g.group_epoch == 0 && group.offsets.is_empty() {
+        if g.members.is_empty() && g.group_epoch == 0 && !group.holds_offsets() {
             // A refused first join: nothing to keep.
             group.dead = true;
             self.groups.lock().remove(&id);
         }
-        match self.persist(&id, &records, now) {
-            Ok(()) => result,
+        match self.persist(&id, &records, None, now) {
+            Ok(_) => result,
             Err(e) => refuse(e, "writing the group state failed"),
         }
     }
@@ -629,22 +712,82 @@ impl GroupCoordinator {
         offsets: Vec<OffsetToCommit>,
         now: i64,
     ) -> Result<Vec<PartitionResult>, ErrorCode> {
+        self.commit(group_id, committer, None, offsets, now)
+    }
+
+    /// TxnOffsetCommit (KIP-98): the offsets are written in the transaction of `producer_id`
+    /// at `producer_epoch` and stay invisible to OffsetFetch until its marker commits them
+    /// ([`Self::complete_txn_offsets`]). Checked like OffsetCommit, except that a commit
+    /// without member and generation (TxnOffsetCommit before v3) is taken into a classic
+    /// group with members and a group in the middle of a rebalance takes commits, as in Kafka.
+    /// Per-partition errors, or a group-level error that applies to all.
+    pub fn commit_transactional_offsets(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        committer: &Committer,
+        offsets: Vec<OffsetToCommit>,
+        now: i64,
+    ) -> Result<Vec<PartitionResult>, ErrorCode> {
+        let transactional = Some((producer_id, producer_epoch));
+        self.commit(group_id, committer, transactional, offsets, now)
+    }
+
+    /// A transaction marker for `producer_id` was written and replicated on
+    /// `__consumer_offsets` partition `offsets_partition` (the WriteTxnMarkers handler calls
+    /// this): on commit the transaction's offsets in every group of that partition become
+    /// committed (unless a commit of the same partition was written after them), on abort they
+    /// are dropped. Nothing happens for a partition not coordinated here: whoever loads it
+    /// replays the marker. File I/O-free, but it may wait for a partition that is loading.
+    pub fn complete_txn_offsets(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        let lock = self.partition_lock(offsets_partition);
+        let _settling = lock.lock();
+        let partitions = self.store.partitions();
+        let ids = self.open_transactions.lock().take(producer_id, |id| {
+            store::partition_for(id, partitions) == offsets_partition
+        });
+        for id in ids {
+            if let Some(group) = self.get(&id) {
+                group.lock().complete_txn(producer_id, commit);
+            }
+        }
+        tracing::debug!(
+            partition = offsets_partition,
+            producer_id,
+            commit,
+            "transaction ended for the offsets of {OFFSETS_TOPIC}-{offsets_partition}"
+        );
+    }
+
+    /// OffsetCommit and TxnOffsetCommit (`transactional`: the producer's id and epoch).
+    fn commit(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        transactional: Option<(i64, i16)>,
+        offsets: Vec<OffsetToCommit>,
+        now: i64,
+    ) -> Result<Vec<PartitionResult>, ErrorCode> {
         if group_id.is_empty() {
             return Err(ErrorCode::INVALID_GROUP_ID);
         }
         self.check_owner(group_id)?;
+        // Taken before the group's lock, as a transaction marker takes them.
+        let partition_lock =
+            transactional.map(|_| self.partition_lock(self.store.partition_for(group_id)));
+        let _settling = partition_lock.as_ref().map(|lock| lock.lock());
         let group = match self.get(group_id) {
             Some(g) => g,
-            None if committer.generation < 0 && committer.member_id.is_empty() => {
-                self.get_or_create(group_id, now)
-            }
+            // No member of a group that does not exist: a "simple" group holding offsets.
+            None if committer.generation < 0 => self.get_or_create(group_id, now),
             None => return Err(ErrorCode::ILLEGAL_GENERATION),
         };
         let mut group = group.lock();
         if group.dead {
             return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         }
-        check_committer(&group, committer, now)?;
+        check_committer(&group, committer, transactional.is_some())?;
         let mut results = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -666,6 +809,8 @@ impl GroupCoordinator {
                     metadata,
                     commit_timestamp: now,
                     expire_timestamp: committer.retention_ms.map_or(-1, |r| now.saturating_add(r)),
+                    // Known once written.
+                    record_offset: -1,
                 };
                 records.push(CoordinatorRecord::OffsetCommit {
                     group: group.id.clone(),
@@ -678,25 +823,43 @@ impl GroupCoordinator {
             };
             results.push((key, error));
         }
-        if let Err(e) = self.persist(&group.id, &records, now) {
-            for (key, error) in &mut results {
-                if accepted.iter().any(|(k, _)| k == key) {
-                    *error = e;
+        let first = match self.persist(&group.id, &records, transactional, now) {
+            Ok(first) => first.unwrap_or_default(),
+            Err(e) => {
+                for (key, error) in &mut results {
+                    if accepted.iter().any(|(k, _)| k == key) {
+                        *error = e;
+                    }
+                }
+                return Ok(results);
+            }
+        };
+        for ((key, mut committed), record_offset) in accepted.into_iter().zip(first..) {
+            committed.record_offset = record_offset;
+            match transactional {
+                Some((producer_id, _)) => {
+                    group.pending.add(producer_id, key, committed);
+                    self.open_transactions.lock().insert(producer_id, &group.id);
+                }
+                None => {
+                    group.offsets.insert(key, committed);
                 }
             }
-            return Ok(results);
         }
-        group.offsets.extend(accepted);
         Ok(results)
     }
 
     /// OffsetFetch for one group: `topics` `None` means every committed partition. With a
-    /// member (OffsetFetch v9, consumer groups), its epoch is checked first.
+    /// member (OffsetFetch v9, consumer groups), its epoch is checked first. With
+    /// `require_stable` (OffsetFetch v7+, KIP-447) a partition an open transaction holds an
+    /// offset for answers `UNSTABLE_OFFSET_COMMIT`, so a `read_committed` consumer retries
+    /// instead of starting from an offset about to change.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
         member: Option<(&str, i32)>,
+        require_stable: bool,
     ) -> Result<Vec<FetchedOffset>, ErrorCode> {
         self.check_owner(group_id)?;
         let group = self.get(group_id);
@@ -706,24 +869,33 @@ impl GroupCoordinator {
         {
             g.check_epoch(member_id, epoch)?;
         }
-        let offsets = group.as_ref().map(|g| &g.offsets);
-        Ok(match topics {
-            None => offsets
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.clone(), Some(v.clone())))
-                        .collect()
+        let Some(group) = group else {
+            return Ok(topics
+                .into_iter()
+                .flatten()
+                .flat_map(|(topic, partitions)| {
+                    partitions
+                        .into_iter()
+                        .map(move |p| ((topic.clone(), p), Ok(None)))
                 })
-                .unwrap_or_default(),
+                .collect());
+        };
+        let answer = |key: (String, i32)| {
+            let found = if require_stable && group.pending.contains(&key) {
+                Err(ErrorCode::UNSTABLE_OFFSET_COMMIT)
+            } else {
+                Ok(group.offsets.get(&key).cloned())
+            };
+            (key, found)
+        };
+        Ok(match topics {
+            None => group.offsets.keys().cloned().map(answer).collect(),
             Some(topics) => topics
                 .into_iter()
                 .flat_map(|(topic, partitions)| {
                     partitions.into_iter().map(move |p| (topic.clone(), p))
                 })
-                .map(|key| {
-                    let committed = offsets.and_then(|o| o.get(&key)).cloned();
-                    (key, committed)
-                })
+                .map(answer)
                 .collect(),
         })
     }
@@ -758,7 +930,8 @@ impl GroupCoordinator {
                 let error = if subscribed.contains(&topic) {
                     ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
                 } else {
-                    if group.offsets.contains_key(&(topic.clone(), partition)) {
+                    let key = (topic.clone(), partition);
+                    if group.offsets.contains_key(&key) || group.pending.contains(&key) {
                         records.push(offset_tombstone(&group.id, (&topic, partition)));
                     }
                     ErrorCode::NONE
@@ -766,13 +939,13 @@ impl GroupCoordinator {
                 ((topic, partition), error)
             })
             .collect();
-        self.persist(&group.id, &records, now)?;
+        self.persist(&group.id, &records, None, now)?;
         for r in &records {
             if let CoordinatorRecord::OffsetCommit {
                 topic, partition, ..
             } = r
             {
-                group.offsets.remove(&(topic.clone(), *partition));
+                group.remove_offset(&(topic.clone(), *partition));
             }
         }
         Ok(results)
@@ -794,7 +967,7 @@ impl GroupCoordinator {
         if !group.is_empty() {
             return ErrorCode::NON_EMPTY_GROUP;
         }
-        if let Err(e) = self.persist(&group.id, &group_tombstones(&group), now) {
+        if let Err(e) = self.persist(&group.id, &group_tombstones(&group), None, now) {
             return e;
         }
         self.remove(&mut group, now);
@@ -867,7 +1040,7 @@ impl GroupCoordinator {
                 GroupKind::Consumer(g) => {
                     let view = view.get_or_insert_with(|| self.topic_view());
                     let records = g.tick(&id, view, &consumer, now);
-                    let _ = self.persist(&id, &records, now);
+                    let _ = self.persist(&id, &records, None, now);
                 }
             }
             if expire {
@@ -892,6 +1065,8 @@ impl GroupCoordinator {
         let expired: Vec<(String, i32)> = group
             .offsets
             .iter()
+            // Kafka keeps an offset an open transaction is about to replace.
+            .filter(|(key, _)| !group.pending.contains(key))
             .filter(|(_, o)| {
                 if o.expire_timestamp >= 0 {
                     return o.expire_timestamp <= now;
@@ -908,16 +1083,17 @@ impl GroupCoordinator {
             .iter()
             .map(|(topic, partition)| offset_tombstone(&group.id, (topic, *partition)))
             .collect();
-        let all_gone = expired.len() == group.offsets.len();
+        // A group with an open transaction stays, as in Kafka.
+        let all_gone = expired.len() == group.offsets.len() && group.pending.is_empty();
         if all_gone {
             records = group_tombstones(group);
         }
-        if self.persist(&group.id, &records, now).is_err() {
+        if self.persist(&group.id, &records, None, now).is_err() {
             return;
         }
         tracing::info!(group = %group.id, partitions = expired.len(), "expired committed offsets");
         for key in &expired {
-            group.offsets.remove(key);
+            group.remove_offset(key);
         }
         if all_gone {
             self.remove(group, now);
@@ -942,31 +1118,47 @@ impl GroupCoordinator {
     }
 }
 
-/// Kafka's OffsetCommit checks: an admin commit (no member, negative generation) only into
-/// an empty group; otherwise the member must be in the group at the current generation
-/// (classic) or epoch (consumer).
-fn check_committer(group: &Group, committer: &Committer, now: i64) -> Result<(), ErrorCode> {
-    let _ = now;
-    let admin = committer.member_id.is_empty() && committer.generation < 0;
+/// Kafka's (Txn)OffsetCommit checks: a commit with a negative generation (admin tools,
+/// `assign()` consumers) goes into a group without members; otherwise the member must be in
+/// the group at the current generation (classic) or epoch (consumer). A transactional commit
+/// without member, generation or instance id (TxnOffsetCommit v0–2) goes into any classic
+/// group, and classic transactional commits are taken during a rebalance.
+fn check_committer(
+    group: &Group,
+    committer: &Committer,
+    transactional: bool,
+) -> Result<(), ErrorCode> {
     match &group.kind {
         GroupKind::Classic(g) => {
-            if admin && g.state() == ClassicState::Empty {
+            if committer.generation < 0 && g.state() == ClassicState::Empty {
                 return Ok(());
             }
-            g.check_member(&committer.member_id, committer.instance_id.as_deref())?;
-            if committer.generation != g.generation {
-                return Err(ErrorCode::ILLEGAL_GENERATION);
+            let identified = committer.generation >= 0
+                || !committer.member_id.is_empty()
+                || committer.instance_id.is_some();
+            if identified {
+                g.check_member(&committer.member_id, committer.instance_id.as_deref())?;
+                if committer.generation != g.generation {
+                    return Err(ErrorCode::ILLEGAL_GENERATION);
+                }
+            } else if !transactional {
+                return Err(ErrorCode::UNKNOWN_MEMBER_ID);
             }
-            if g.state() == ClassicState::CompletingRebalance {
+            if !transactional && g.state() == ClassicState::CompletingRebalance {
                 return Err(ErrorCode::REBALANCE_IN_PROGRESS);
             }
             Ok(())
         }
         GroupKind::Consumer(g) => {
-            if admin && g.members.is_empty() {
+            if committer.generation < 0 && g.members.is_empty() {
                 return Ok(());
             }
-            g.check_epoch(&committer.member_id, committer.generation)
+            match g.check_epoch(&committer.member_id, committer.generation) {
+                Err(ErrorCode::STALE_MEMBER_EPOCH) if transactional => {
+                    Err(ErrorCode::ILLEGAL_GENERATION)
+                }
+                checked => checked,
+            }
         }
     }
 }
@@ -981,11 +1173,12 @@ fn offset_tombstone(group: &str, (topic, partition): (&str, i32)) -> Coordinator
     }
 }
 
-/// Tombstones for everything a group has stored.
+/// Tombstones for everything a group has stored, offsets of open transactions included.
 fn group_tombstones(group: &Group) -> Vec<CoordinatorRecord> {
-    let mut records: Vec<CoordinatorRecord> = group
-        .offsets
-        .keys()
+    let mut partitions: BTreeSet<&(String, i32)> = group.offsets.keys().collect();
+    partitions.extend(group.pending.partitions());
+    let mut records: Vec<CoordinatorRecord> = partitions
+        .into_iter()
         .map(|(topic, partition)| offset_tombstone(&group.id, (topic, *partition)))
         .collect();
     match &group.kind {

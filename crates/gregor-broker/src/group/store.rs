@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use gregor_log::{AppendOrigin, TopicPartition};
 use gregor_protocol::ErrorCode;
-use gregor_protocol::batch::{BatchIter, Compression, RecordBatchBuilder};
+use gregor_protocol::batch::{
+    BatchIter, Compression, ControlRecordType, EndTransactionMarker, RecordBatchBuilder,
+};
 
 use super::records::CoordinatorRecord;
 use crate::replica::ReplicaManager;
@@ -43,6 +45,17 @@ pub enum StoreError {
         /// Why.
         code: ErrorCode,
     },
+    /// The log refused a transactional write for the producer's sake (a fenced epoch, a
+    /// transaction in the wrong state): the client is told why.
+    #[error("{OFFSETS_TOPIC}-{partition}: {message}")]
+    Refused {
+        /// The partition.
+        partition: i32,
+        /// The producer's error.
+        code: ErrorCode,
+        /// What the log said.
+        message: String,
+    },
     /// The log refused the append or read.
     #[error("{OFFSETS_TOPIC}-{partition}: {message}")]
     Log {
@@ -59,9 +72,38 @@ impl StoreError {
     pub fn error_code(&self) -> ErrorCode {
         match self {
             StoreError::NotLeader(_) => ErrorCode::NOT_COORDINATOR,
+            StoreError::Refused { code, .. } => *code,
             _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
         }
     }
+}
+
+/// One entry of `__consumer_offsets` as [`OffsetsTopic::replay`] meets it, in log order: the
+/// coordinator needs each record's place in the log and its transaction, if any, to rebuild
+/// transactional offset commits (KIP-98) exactly as they stood.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "handed to the replay callback one at a time, never stored"
+)]
+pub enum Replayed {
+    /// A coordinator record.
+    Record {
+        /// Its offset in the partition (a committed transactional offset only replaces an
+        /// older one).
+        offset: i64,
+        /// The producer whose transaction wrote it, or `None` for a plain write.
+        producer_id: Option<i64>,
+        /// The record.
+        record: CoordinatorRecord,
+    },
+    /// A transaction marker: `producer_id`'s transaction ended in this partition.
+    TxnMarker {
+        /// The producer whose transaction ended.
+        producer_id: i64,
+        /// Committed (`true`) or aborted.
+        commit: bool,
+    },
 }
 
 /// Reads and writes `__consumer_offsets`.
@@ -139,15 +181,19 @@ impl OffsetsTopic {
     }
 
     /// Appends `records` to `partition` as one batch and waits until every in-sync replica has
-    /// them. Blocks: call from a blocking thread.
+    /// them; `transactional` names the producer (id, epoch) whose transaction the batch belongs
+    /// to (TxnOffsetCommit), which Kafka marks on the batch so the transaction's marker settles
+    /// it. Returns the offset of the first record (the others follow it one by one), `None`
+    /// when there was nothing to write. Blocks: call from a blocking thread.
     pub fn append(
         &self,
         partition: i32,
         records: &[CoordinatorRecord],
+        transactional: Option<(i64, i16)>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         self.ensure_created()?;
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
@@ -160,17 +206,37 @@ impl OffsetsTopic {
             message: e.to_string(),
         };
         let mut builder = RecordBatchBuilder::new(0, Compression::None);
+        if let Some((producer_id, producer_epoch)) = transactional {
+            // Kafka's coordinator writes its transactional batches with sequence 0.
+            builder = builder
+                .producer(producer_id, producer_epoch, 0)
+                .transactional(true);
+        }
         for (i, record) in records.iter().enumerate() {
             let (key, value) = record.encode().map_err(|e| failed(&e))?;
             builder.append(i as i64, now_ms, Some(&key), value.as_deref(), &[]);
         }
         let mut batch = builder.build().map_err(|e| failed(&e))?;
         let min_insync = self.replicas.min_insync_replicas(OFFSETS_TOPIC);
+        // Transactional commits are checked against the producer's epoch (a fenced producer's
+        // commit is refused), but carry no sequence of the producer's own.
+        let origin = if transactional.is_some() {
+            AppendOrigin::Coordinator
+        } else {
+            AppendOrigin::Client
+        };
         let (info, epoch) = leader
-            .append_as_leader(&mut batch, -1, min_insync, AppendOrigin::Client, now_ms)
-            .map_err(|e| match e {
-                crate::replica::AppendError::NotLeader => StoreError::NotLeader(partition),
-                e => failed(&e),
+            .append_as_leader(&mut batch, -1, min_insync, origin, now_ms)
+            .map_err(|e| match e.error_code() {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER => StoreError::NotLeader(partition),
+                code @ (ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::INVALID_TXN_STATE) => {
+                    StoreError::Refused {
+                        partition,
+                        code,
+                        message: e.to_string(),
+                    }
+                }
+                _ => failed(&e),
             })?;
         leader
             .log()
@@ -189,16 +255,18 @@ impl OffsetsTopic {
             .map_err(|code| match code {
                 ErrorCode::NOT_LEADER_OR_FOLLOWER => StoreError::NotLeader(partition),
                 code => StoreError::Replication { partition, code },
-            })
+            })?;
+        Ok(Some(info.first_offset))
     }
 
-    /// Calls `apply` with every record of `partition`, oldest first. Records Gregor does not
-    /// keep are skipped; undecodable ones are logged and skipped (a tool may have written
-    /// them), so one bad record cannot keep every group of a partition from loading.
+    /// Calls `apply` with every record and transaction marker of `partition`, oldest first.
+    /// Records Gregor does not keep are skipped; undecodable ones are logged and skipped (a
+    /// tool may have written them), so one bad record cannot keep every group of a partition
+    /// from loading. Control records other than transaction markers are skipped too.
     pub fn replay(
         &self,
         partition: i32,
-        mut apply: impl FnMut(CoordinatorRecord),
+        mut apply: impl FnMut(Replayed),
     ) -> Result<(), StoreError> {
         let Some(log) = self
             .replicas
@@ -224,15 +292,30 @@ impl OffsetsTopic {
             for batch in BatchIter::new(&bytes) {
                 let batch = batch.map_err(|e| failed(&e))?;
                 next = batch.last_offset() + 1;
-                if batch.attributes().is_control() {
-                    continue;
-                }
+                let attributes = batch.attributes();
+                let producer_id = batch.producer_id();
                 for record in batch.records().map_err(|e| failed(&e))? {
+                    if attributes.is_control() {
+                        match EndTransactionMarker::from_record(&record) {
+                            Ok(marker) => apply(Replayed::TxnMarker {
+                                producer_id,
+                                commit: marker.control_type == ControlRecordType::Commit,
+                            }),
+                            Err(e) => {
+                                tracing::debug!(partition, error = %e, "skipping a control record in {OFFSETS_TOPIC}")
+                            }
+                        }
+                        continue;
+                    }
                     let Some(key) = record.key.as_deref() else {
                         continue;
                     };
                     match CoordinatorRecord::decode(key, record.value.as_deref()) {
-                        Ok(Some(r)) => apply(r),
+                        Ok(Some(decoded)) => apply(Replayed::Record {
+                            offset: record.offset(batch.base_offset()),
+                            producer_id: attributes.is_transactional().then_some(producer_id),
+                            record: decoded,
+                        }),
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(partition, error = %e, "skipping undecodable record in {OFFSETS_TOPIC}")

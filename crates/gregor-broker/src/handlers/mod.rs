@@ -29,6 +29,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod reassignments;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod unsupported;
 pub mod write_txn_markers;
 

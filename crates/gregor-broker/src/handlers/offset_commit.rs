@@ -9,7 +9,25 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::group::{Committer, GroupCoordinator, OffsetToCommit};
+use gregor_protocol::ErrorCode;
+
+use crate::group::{Committer, GroupCoordinator, OffsetToCommit, PartitionResult};
+
+/// The answer for one partition of a (Txn)OffsetCommit: the group-level error if there is
+/// one, else the partition's own.
+pub fn partition_error(
+    results: &Result<Vec<PartitionResult>, ErrorCode>,
+    topic: &str,
+    partition: i32,
+) -> ErrorCode {
+    match results {
+        Err(e) => *e,
+        Ok(results) => results
+            .iter()
+            .find(|((t, p), _)| t == topic && *p == partition)
+            .map_or(ErrorCode::NONE, |(_, e)| *e),
+    }
+}
 
 /// Answers an OffsetCommit.
 pub fn handle(
@@ -51,15 +69,7 @@ pub fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = match &results {
-                        Err(e) => *e,
-                        Ok(results) => results
-                            .iter()
-                            .find(|((topic, partition), _)| {
-                                *topic == *t.name.0 && *partition == p.partition_index
-                            })
-                            .map_or(gregor_protocol::ErrorCode::NONE, |(_, e)| *e),
-                    };
+                    let error = partition_error(&results, &t.name, p.partition_index);
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.0)

@@ -1,5 +1,8 @@
 //! `OffsetFetch` (key 9, v1–9): a group's committed offsets (one group before v8, a batch of
 //! groups from v8). A partition without a commit answers offset -1 with no error, as Kafka.
+//! With `require_stable` (v7+, KIP-447) a partition with an offset in an open transaction
+//! answers `UNSTABLE_OFFSET_COMMIT` (partition level, every version that has the flag), so a
+//! `read_committed` consumer retries until the transaction ends.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -12,8 +15,11 @@ use gregor_protocol::ErrorCode;
 
 use crate::group::{CommittedOffset, GroupCoordinator};
 
+/// A partition's commit, if any, or its error.
+type PartitionOffset = Result<Option<CommittedOffset>, ErrorCode>;
+
 /// A topic's partitions with their commits.
-type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+type TopicOffsets = (String, Vec<(i32, PartitionOffset)>);
 
 /// One group's committed offsets, grouped by topic, or the group's error.
 type Fetched = Result<Vec<TopicOffsets>, ErrorCode>;
@@ -23,8 +29,9 @@ fn fetch(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     member: Option<(&str, i32)>,
+    require_stable: bool,
 ) -> Fetched {
-    let flat = coordinator.fetch_offsets(group, topics, member)?;
+    let flat = coordinator.fetch_offsets(group, topics, member, require_stable)?;
     let mut by_topic: Vec<TopicOffsets> = Vec::new();
     for ((topic, partition), committed) in flat {
         match by_topic.iter_mut().find(|(t, _)| *t == topic) {
@@ -39,10 +46,34 @@ fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn metadata(c: &Option<CommittedOffset>) -> Option<StrBytes> {
-    Some(StrBytes::from_string(
-        c.as_ref().map(|c| c.metadata.clone()).unwrap_or_default(),
-    ))
+/// What a partition's answer carries: error, offset, leader epoch, metadata (-1, -1, "" when
+/// there is no commit or an error, as Kafka answers).
+struct Answer {
+    error: ErrorCode,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<StrBytes>,
+}
+
+impl Answer {
+    /// The answer for `found`; the leader epoch only from v5, which carries it.
+    fn new(found: PartitionOffset, version: i16) -> Answer {
+        let (error, committed) = match found {
+            Ok(c) => (ErrorCode::NONE, c),
+            Err(e) => (e, None),
+        };
+        Answer {
+            error,
+            offset: committed.as_ref().map_or(-1, |c| c.offset),
+            leader_epoch: committed
+                .as_ref()
+                .filter(|_| version >= 5)
+                .map_or(-1, |c| c.leader_epoch),
+            metadata: Some(StrBytes::from_string(
+                committed.map(|c| c.metadata).unwrap_or_default(),
+            )),
+        }
+    }
 }
 
 /// Answers an OffsetFetch.
@@ -51,20 +82,15 @@ pub fn handle(
     version: i16,
     coordinator: &GroupCoordinator,
 ) -> OffsetFetchResponse {
-    let epoch = |c: &Option<CommittedOffset>| {
-        if version >= 5 {
-            c.as_ref().map_or(-1, |c| c.leader_epoch)
-        } else {
-            -1
-        }
-    };
+    let require_stable = version >= 7 && request.require_stable;
     if version < 8 {
         let topics = request.topics.as_ref().map(|ts| {
             ts.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let (error, fetched) = match fetch(coordinator, &request.group_id, topics, None) {
+        let fetched = fetch(coordinator, &request.group_id, topics, None, require_stable);
+        let (error, fetched) = match fetched {
             Ok(f) => (ErrorCode::NONE, f),
             Err(e) => (e, Vec::new()),
         };
@@ -76,12 +102,14 @@ pub fn handle(
                     .with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, c)| {
+                            .map(|(p, found)| {
+                                let a = Answer::new(found, version);
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
-                                    .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
-                                    .with_committed_leader_epoch(epoch(&c))
-                                    .with_metadata(metadata(&c))
+                                    .with_error_code(a.error.0)
+                                    .with_committed_offset(a.offset)
+                                    .with_committed_leader_epoch(a.leader_epoch)
+                                    .with_metadata(a.metadata)
                             })
                             .collect(),
                     )
@@ -109,7 +137,7 @@ pub fn handle(
                 .filter(|m| !m.is_empty() && g.member_epoch >= 0)
                 .map(|m| (m, g.member_epoch));
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            match fetch(coordinator, &g.group_id, topics, member) {
+            match fetch(coordinator, &g.group_id, topics, member, require_stable) {
                 Err(e) => group.with_error_code(e.0),
                 Ok(fetched) => group.with_topics(
                     fetched
@@ -120,14 +148,14 @@ pub fn handle(
                                 .with_partitions(
                                     parts
                                         .into_iter()
-                                        .map(|(p, c)| {
+                                        .map(|(p, found)| {
+                                            let a = Answer::new(found, version);
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
-                                                .with_committed_offset(
-                                                    c.as_ref().map_or(-1, |c| c.offset),
-                                                )
-                                                .with_committed_leader_epoch(epoch(&c))
-                                                .with_metadata(metadata(&c))
+                                                .with_error_code(a.error.0)
+                                                .with_committed_offset(a.offset)
+                                                .with_committed_leader_epoch(a.leader_epoch)
+                                                .with_metadata(a.metadata)
                                         })
                                         .collect(),
                                 )

@@ -15,7 +15,8 @@ use gregor_protocol::batch::{Compression, RecordBatchBuilder};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use super::{AppendError, Partition, ReplicaManager, Role};
+use super::partition::AppendError;
+use super::{Partition, ReplicaManager, Role};
 
 /// Broker time used throughout (record timestamps match it).
 const NOW: i64 = 1_700_000_000_000;

@@ -19,10 +19,10 @@ use crate::group::{
 };
 
 /// Wall-clock-like start time of every test, in milliseconds.
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 const SESSION_MS: i32 = 30_000;
 
-fn group_config() -> GroupConfig {
+pub(super) fn group_config() -> GroupConfig {
     GroupConfig {
         offsets_topic_num_partitions: 4,
         initial_rebalance_delay_ms: 0,
@@ -31,12 +31,12 @@ fn group_config() -> GroupConfig {
 }
 
 /// A single-node broker core (storage, metadata quorum, replicas) and its group coordinator.
-struct Node {
+pub(super) struct Node {
     dir: PathBuf,
-    config: GroupConfig,
-    runtime: tokio::runtime::Runtime,
-    node: crate::node::Node,
-    groups: Arc<GroupCoordinator>,
+    pub(super) config: GroupConfig,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) node: crate::node::Node,
+    pub(super) groups: Arc<GroupCoordinator>,
 }
 
 impl Node {
@@ -88,7 +88,7 @@ impl Node {
     }
 
     /// A new node with topic "t" of 3 partitions.
-    fn start(dir: &Path, config: GroupConfig) -> Node {
+    pub(super) fn start(dir: &Path, config: GroupConfig) -> Node {
         let node = Node::open(dir, config);
         node.runtime
             .block_on(node.node.broker.topics.create(
@@ -104,7 +104,7 @@ impl Node {
     }
 
     /// An orderly restart: everything in memory is dropped and rebuilt from the logs.
-    fn restart(self, _now: i64) -> Node {
+    pub(super) fn restart(self, _now: i64) -> Node {
         let Node {
             dir,
             config,
@@ -120,14 +120,14 @@ impl Node {
 }
 
 /// A group id that lives in offsets partition `partition`.
-fn probe_group(partition: i32, partitions: i32) -> String {
+pub(super) fn probe_group(partition: i32, partitions: i32) -> String {
     (0..)
         .map(|i| format!("probe-{i}"))
         .find(|g| crate::group::store::partition_for(g, partitions) == partition)
         .expect("some id lands in every partition")
 }
 
-fn offset(topic: &str, partition: i32, offset: i64, metadata: &str) -> OffsetToCommit {
+pub(super) fn offset(topic: &str, partition: i32, offset: i64, metadata: &str) -> OffsetToCommit {
     OffsetToCommit {
         topic: topic.to_string(),
         partition,
@@ -137,14 +137,14 @@ fn offset(topic: &str, partition: i32, offset: i64, metadata: &str) -> OffsetToC
     }
 }
 
-fn admin() -> Committer {
+pub(super) fn admin() -> Committer {
     Committer {
         generation: -1,
         ..Committer::default()
     }
 }
 
-fn member(member_id: &str, generation: i32) -> Committer {
+pub(super) fn member(member_id: &str, generation: i32) -> Committer {
     Committer {
         member_id: member_id.to_string(),
         generation,
@@ -153,7 +153,7 @@ fn member(member_id: &str, generation: i32) -> Committer {
 }
 
 /// The committed offset of `topic`-`partition` in `group`, if any.
-fn committed(
+pub(super) fn committed(
     groups: &GroupCoordinator,
     group: &str,
     topic: &str,
@@ -164,13 +164,14 @@ fn committed(
             group,
             Some(vec![(topic.to_string(), vec![partition])]),
             None,
+            false,
         )
         .unwrap();
     assert_eq!(fetched.len(), 1);
-    fetched.into_iter().next().unwrap().1
+    fetched.into_iter().next().unwrap().1.unwrap()
 }
 
-fn committed_offset(
+pub(super) fn committed_offset(
     groups: &GroupCoordinator,
     group: &str,
     topic: &str,
@@ -179,11 +180,11 @@ fn committed_offset(
     committed(groups, group, topic, partition).map(|c| c.offset)
 }
 
-fn exists(groups: &GroupCoordinator, group: &str) -> bool {
+pub(super) fn exists(groups: &GroupCoordinator, group: &str) -> bool {
     groups.with_group(group, |g| g.is_some()).unwrap()
 }
 
-fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
+pub(super) fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
     JoinRequest {
         member_id: member_id.to_string(),
         instance_id: instance.map(str::to_string),
@@ -198,7 +199,11 @@ fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
     }
 }
 
-fn sync_request(member_id: &str, generation: i32, assignments: &[(&str, &str)]) -> SyncRequest {
+pub(super) fn sync_request(
+    member_id: &str,
+    generation: i32,
+    assignments: &[(&str, &str)],
+) -> SyncRequest {
     SyncRequest {
         member_id: member_id.to_string(),
         instance_id: None,
@@ -212,14 +217,14 @@ fn sync_request(member_id: &str, generation: i32, assignments: &[(&str, &str)]) 
     }
 }
 
-fn answered<T>(reply: Reply<T>) -> T {
+pub(super) fn answered<T>(reply: Reply<T>) -> T {
     match reply {
         Reply::Now(answer) => answer,
         Reply::Later(_) => panic!("expected an immediate answer"),
     }
 }
 
-fn parked<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
+pub(super) fn parked<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
     match reply {
         Reply::Later(rx) => rx,
         Reply::Now(_) => panic!("expected a parked answer"),
@@ -227,7 +232,7 @@ fn parked<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
 }
 
 /// Any answer, parked or not, that must be there by now.
-fn arrived<T>(reply: Reply<T>) -> T {
+pub(super) fn arrived<T>(reply: Reply<T>) -> T {
     match reply {
         Reply::Now(answer) => answer,
         Reply::Later(mut rx) => rx.try_recv().expect("the answer should have arrived"),
@@ -236,7 +241,7 @@ fn arrived<T>(reply: Reply<T>) -> T {
 
 /// A dynamic member joins `group` (MEMBER_ID_REQUIRED, then the real join); returns its id
 /// and its parked JoinGroup.
-fn join_new(
+pub(super) fn join_new(
     groups: &GroupCoordinator,
     group: &str,
     now: i64,
@@ -248,7 +253,7 @@ fn join_new(
 }
 
 /// A classic group with one member at generation 1, Stable; returns the member id.
-fn group_of_one(groups: &GroupCoordinator, group: &str, now: i64) -> String {
+pub(super) fn group_of_one(groups: &GroupCoordinator, group: &str, now: i64) -> String {
     let (id, mut rx) = join_new(groups, group, now);
     assert_eq!(rx.try_recv().unwrap().generation, 1);
     let synced = arrived(groups.sync_group(group, sync_request(&id, 1, &[(&id, "assigned")]), now));
@@ -256,7 +261,7 @@ fn group_of_one(groups: &GroupCoordinator, group: &str, now: i64) -> String {
     id
 }
 
-fn state(groups: &GroupCoordinator, group: &str) -> Option<&'static str> {
+pub(super) fn state(groups: &GroupCoordinator, group: &str) -> Option<&'static str> {
     groups
         .with_group(group, |g| g.map(|g| g.state_name()))
         .unwrap()
@@ -292,10 +297,10 @@ fn admin_commit_creates_the_group_and_fetch_returns_it() {
     );
     assert_eq!(c.commit_timestamp, T0);
     assert_eq!(committed(groups, "g", "t", 1), None, "never committed");
-    let all = groups.fetch_offsets("g", None, None).unwrap();
+    let all = groups.fetch_offsets("g", None, None, false).unwrap();
     let keys: Vec<_> = all
         .iter()
-        .map(|(k, v)| (k.1, v.as_ref().unwrap().offset))
+        .map(|(k, v)| (k.1, v.as_ref().unwrap().as_ref().unwrap().offset))
         .collect();
     assert_eq!(keys, [(0, 42), (2, 7)]);
     assert_eq!(

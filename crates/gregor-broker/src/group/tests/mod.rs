@@ -3,3 +3,4 @@
 mod classic;
 mod consumer;
 mod coordinator;
+mod txn_offsets;
