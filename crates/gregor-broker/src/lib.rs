@@ -22,12 +22,14 @@ pub mod config;
 mod error;
 mod group;
 mod handlers;
+mod internal_topic;
 mod lifecycle;
 mod meta_properties;
 mod node;
 mod replica;
 mod server;
 mod topics;
+mod txn;
 
 pub use api::{ApiSupport, SUPPORTED_APIS};
 pub use error::BrokerError;
