@@ -167,11 +167,6 @@ impl InternalTopic {
         }
     }
 
-    /// The topic's name.
-    pub fn name(&self) -> &'static str {
-        self.spec.name
-    }
-
     /// Partitions of the topic: as created if it exists (a later config change must not move
     /// keys between partitions), else as configured.
     pub fn partitions(&self) -> i32 {
