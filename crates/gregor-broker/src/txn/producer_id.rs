@@ -183,9 +183,8 @@ impl ProducerIdManager {
                 {
                     return Err(ProducerIdError::Waiting);
                 }
-                if blocks.next.is_none() && !blocks.fetching {
-                    return Err(ProducerIdError::Waiting);
-                }
+                // Another caller may have taken the block, or the fetch failed: look again
+                // (and fetch ourselves if nobody else is).
                 continue;
             }
             blocks.fetching = true;
