@@ -21,6 +21,22 @@ const NOT_AVAILABLE: i16 = 15;
 const PRODUCER_FENCED: i16 = 90;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+
+fn create_topic(addr: SocketAddr) {
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(text("t")))
+            .with_num_partitions(2)
+            .with_replication_factor(1),
+    ]);
+    call(
+        addr,
+        ApiKey::CreateTopics,
+        7,
+        RequestKind::CreateTopics(create),
+    );
+}
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -48,10 +64,19 @@ fn until_ready<T>(mut attempt: impl FnMut() -> (i16, T)) -> (i16, T) {
 }
 
 fn init(addr: SocketAddr, version: i16, expected: (i64, i16)) -> (i16, (i64, i16)) {
+    init_with_timeout(addr, version, expected, 60_000)
+}
+
+fn init_with_timeout(
+    addr: SocketAddr,
+    version: i16,
+    expected: (i64, i16),
+    timeout_ms: i32,
+) -> (i16, (i64, i16)) {
     until_ready(|| {
         let request = InitProducerIdRequest::default()
             .with_transactional_id(Some(TransactionalId(text("tx"))))
-            .with_transaction_timeout_ms(60_000)
+            .with_transaction_timeout_ms(timeout_ms)
             .with_producer_id(ProducerId(expected.0))
             .with_producer_epoch(expected.1);
         match call(
@@ -143,18 +168,7 @@ async fn a_transaction_is_coordinated_and_survives_a_restart() {
     let broker = common::start(dir.path()).await;
     let addr = broker.local_addrs()[0];
     let (pid, epoch) = tokio::task::spawn_blocking(move || {
-        let create = CreateTopicsRequest::default().with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(text("t")))
-                .with_num_partitions(2)
-                .with_replication_factor(1),
-        ]);
-        call(
-            addr,
-            ApiKey::CreateTopics,
-            7,
-            RequestKind::CreateTopics(create),
-        );
+        create_topic(addr);
         // The first lookup creates __transaction_state; this broker leads every partition.
         let (code, node) = until_ready(|| {
             let request = FindCoordinatorRequest::default()
@@ -251,6 +265,46 @@ async fn a_transaction_is_coordinated_and_survives_a_restart() {
             ["PrepareCommit", "CompleteCommit"].contains(&described.transaction_state.as_str()),
             "{described:?}"
         );
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = format!(
+        "listeners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\n\
+         transaction.abort.timed.out.transaction.cleanup.interval.ms=50\n\
+         transaction.max.timeout.ms=5000\n",
+        dir.path().display()
+    );
+    let (config, _) = gregor_broker::config::BrokerConfig::from_properties(&props, &[]).unwrap();
+    let broker = gregor_broker::RunningBroker::start(config).await.unwrap();
+    let addr = broker.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        create_topic(addr);
+        let (code, _) = init_with_timeout(addr, 4, (-1, -1), 5001);
+        assert_eq!(code, INVALID_TRANSACTION_TIMEOUT);
+        let (code, (pid, epoch)) = init_with_timeout(addr, 4, (-1, -1), 300);
+        assert_eq!((code, epoch), (0, 0));
+        assert_eq!(add_partitions(addr, 3, pid, 0), 0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let described = loop {
+            let d = describe(addr);
+            if d.transaction_state.as_str() != "Ongoing" || Instant::now() > deadline {
+                break d;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            ["PrepareAbort", "CompleteAbort"].contains(&described.transaction_state.as_str()),
+            "{described:?}"
+        );
+        assert_eq!(described.producer_epoch, 1, "the abort bumps the epoch");
+        // The producer that went quiet is fenced.
+        assert_eq!(add_partitions(addr, 3, pid, 0), PRODUCER_FENCED);
     })
     .await
     .unwrap();

@@ -15,6 +15,10 @@ pub fn handle(
     coordinator: &TransactionCoordinator,
     now: i64,
 ) -> ListTransactionsResponse {
+    let all = match coordinator.list() {
+        Ok(all) => all,
+        Err(code) => return ListTransactionsResponse::default().with_error_code(code.0),
+    };
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for filter in &request.state_filters {
@@ -26,30 +30,24 @@ pub fn handle(
             None => unknown.push(filter.clone()),
         }
     }
-    let response = ListTransactionsResponse::default().with_unknown_state_filters(unknown);
-    let all = match coordinator.list() {
-        Ok(all) => all,
-        Err(code) => return response.with_error_code(code.0),
-    };
-    // A filter naming only unknown states matches nothing, as in Kafka.
-    if !request.state_filters.is_empty() && states.is_empty() {
-        return response;
-    }
     let min_duration = if version >= 1 {
         request.duration_filter
     } else {
         -1
     };
+    // As Kafka filters: a state filter naming only unknown states matches nothing, and the
+    // duration counts from the transaction's start (-1 when none, which always passes).
     let listed = all
         .into_iter()
-        .filter(|m| states.is_empty() || states.contains(&m.state))
+        .filter(|m| m.state != TransactionState::Dead)
+        .filter(|m| request.state_filters.is_empty() || states.contains(&m.state))
         .filter(|m| {
             request.producer_id_filters.is_empty()
                 || request
                     .producer_id_filters
                     .contains(&ProducerId(m.producer_id))
         })
-        .filter(|m| min_duration < 0 || (m.start_ms >= 0 && now - m.start_ms >= min_duration))
+        .filter(|m| min_duration < 0 || now.saturating_sub(m.start_ms) > min_duration)
         .map(|m| {
             Listed::default()
                 .with_transactional_id(StrBytes::from_string(m.transactional_id).into())
@@ -57,5 +55,7 @@ pub fn handle(
                 .with_transaction_state(StrBytes::from_static_str(m.state.name()))
         })
         .collect();
-    response.with_transaction_states(listed)
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown)
+        .with_transaction_states(listed)
 }

@@ -155,7 +155,15 @@ impl TransactionCoordinator {
         if request.timeout_ms <= 0 || request.timeout_ms > self.config.max_timeout_ms {
             return Err(ErrorCode::INVALID_TRANSACTION_TIMEOUT);
         }
-        let coordinator_epoch = self.state.coordinator_epoch(id)?;
+        let coordinator_epoch = self.state.coordinator_epoch(id).inspect_err(|code| {
+            // A producer that skipped FindCoordinator still gets the log created, as in Kafka;
+            // it is told to look for its coordinator either way.
+            if *code == ErrorCode::NOT_COORDINATOR
+                && let Err(e) = self.state.ensure_created()
+            {
+                tracing::warn!(error = %e, "transaction coordinator unavailable");
+            }
+        })?;
         let txn = match self.state.get(id) {
             Some(txn) => txn,
             None => {
