@@ -134,7 +134,10 @@ impl Node {
                 config.node_id,
             )),
             TransactionMarkerChannelManager::new(
-                Arc::clone(&replicas),
+                {
+                    let replicas = Arc::clone(&replicas);
+                    Box::new(move || replicas.image())
+                },
                 replica_config(&config).inter_broker_listener,
                 config.node_id,
                 MARKER_RETRY_BACKOFF,
