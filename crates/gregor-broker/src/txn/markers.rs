@@ -4,7 +4,7 @@
 //! The partitions are grouped by their current leader (from the metadata image) and each
 //! leader gets one WriteTxnMarkers (v1) on its inter-broker listener, this broker included,
 //! so there is one path for every partition. A partition whose leader is unknown, moved, or
-//! unreachable is retried with backoff until its marker is in; one whose topic was deleted is
+//! unreachable is retried, with a growing backoff, until its marker is in; one whose topic was deleted is
 //! dropped (nobody can read it any more). The coordinator writes CompleteCommit/CompleteAbort
 //! only once this returns.
 
@@ -26,6 +26,8 @@ use super::TransactionResult;
 
 /// WriteTxnMarkers version sent (v1: flexible; v2 needs transaction version 2).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// The longest wait between two rounds for partitions still without their marker.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long one WriteTxnMarkers may take (the leader waits for its replicas).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,6 +86,7 @@ impl TransactionMarkerChannelManager {
         still_wanted: impl Fn() -> bool,
     ) -> bool {
         let mut remaining = markers.partitions.clone();
+        let mut backoff = self.backoff;
         loop {
             if remaining.is_empty() {
                 return true;
@@ -138,7 +141,9 @@ impl TransactionMarkerChannelManager {
                 }
             }
             if !remaining.is_empty() {
-                tokio::time::sleep(self.backoff).await;
+                // Doubling up to a bound: a leader that stays away is not hammered.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
