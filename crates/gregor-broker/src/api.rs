@@ -187,6 +187,36 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         min: 0,
         max: 0,
     },
+    ApiSupport {
+        key: ApiKey::InitProducerId,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::AddPartitionsToTxn,
+        min: 0,
+        max: 5,
+    },
+    ApiSupport {
+        key: ApiKey::AddOffsetsToTxn,
+        min: 0,
+        max: 4,
+    },
+    ApiSupport {
+        key: ApiKey::EndTxn,
+        min: 0,
+        max: 4,
+    },
+    ApiSupport {
+        key: ApiKey::DescribeTransactions,
+        min: 0,
+        max: 0,
+    },
+    ApiSupport {
+        key: ApiKey::ListTransactions,
+        min: 0,
+        max: 1,
+    },
 ];
 
 /// The implemented range of `key`, if Gregor implements it at all.

@@ -39,6 +39,7 @@ mod cluster;
 mod group;
 mod listener;
 mod properties;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +50,7 @@ use gregor_protocol::batch::TimestampType;
 pub use cluster::{ClusterConfig, ProcessRoles};
 pub use group::GroupConfig;
 pub use listener::Listener;
+pub use transaction::TransactionConfig;
 
 /// Why a configuration was refused. Every variant names the key, so the user can find the
 /// line to fix; the CLI prints it as `error: <message>` and exits 1.
@@ -245,6 +247,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// The group coordinator's `group.*` and `offsets.*` keys.
     pub group: GroupConfig,
+    /// The transaction coordinator's `transaction.*` and `transactional.id.*` keys.
+    pub transaction: TransactionConfig,
     /// Roles, controller quorum, replication and leader election.
     pub cluster: ClusterConfig,
     /// `log.retention.check.interval.ms` (300000): how often retention runs.
@@ -304,6 +308,7 @@ impl Default for BrokerConfig {
             message_max_bytes: 1024 * 1024 + 12,
             socket_request_max_bytes: 100 * 1024 * 1024,
             group: GroupConfig::default(),
+            transaction: TransactionConfig::default(),
             cluster: ClusterConfig::default(),
             log_retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
@@ -419,6 +424,7 @@ impl BrokerConfig {
         for (key, value) in all {
             if BROKER_CONFIG_KEYS.contains(&key.as_str())
                 || group::GROUP_CONFIG_KEYS.contains(&key.as_str())
+                || transaction::TRANSACTION_CONFIG_KEYS.contains(&key.as_str())
                 || cluster::CLUSTER_CONFIG_KEYS.contains(&key.as_str())
             {
                 known.insert(key, value);
@@ -520,6 +526,7 @@ impl BrokerConfig {
             socket_request_max_bytes: p.size("socket.request.max.bytes", 100 * 1024 * 1024, 1)?
                 as usize,
             group: GroupConfig::parse(&p)?,
+            transaction: TransactionConfig::parse(&p)?,
             cluster,
             log_retention_check_interval_ms: p.long(
                 "log.retention.check.interval.ms",

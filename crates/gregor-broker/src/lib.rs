@@ -9,6 +9,11 @@
 //! - `handlers`: one module per Kafka API, turning a decoded request into a response.
 //! - `group`: the GroupCoordinator (classic and KIP-848 consumer groups, committed offsets in
 //!   `__consumer_offsets`), serving the groups of the offsets partitions this broker leads.
+//! - `txn`: the TransactionCoordinator (producer ids, transactional ids and their transactions in
+//!   `__transaction_state`, end markers sent to the partition leaders), serving the
+//!   transactional ids of the transaction log partitions this broker leads.
+//! - `internal_topic`: the compacted internal topics coordinators keep their state in
+//!   (creation, `acks=all` appends, replay).
 //! - `replica`: the ReplicaManager — hosted partitions as leaders or followers, high
 //!   watermarks, ISR changes, follower fetchers.
 //! - `lifecycle`: registration with the controller, heartbeats, controlled shutdown.
@@ -22,12 +27,14 @@ pub mod config;
 mod error;
 mod group;
 mod handlers;
+mod internal_topic;
 mod lifecycle;
 mod meta_properties;
 mod node;
 mod replica;
 mod server;
 mod topics;
+mod txn;
 
 pub use api::{ApiSupport, SUPPORTED_APIS};
 pub use error::BrokerError;

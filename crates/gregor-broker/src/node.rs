@@ -29,6 +29,10 @@ use crate::meta_properties;
 use crate::now_ms;
 use crate::replica::{self, FetcherConfig, ReplicaConfig, ReplicaManager};
 use crate::topics::TopicRegistry;
+use crate::txn::TransactionCoordinator;
+use crate::txn::markers::TransactionMarkerChannelManager;
+use crate::txn::producer_id::{ControllerProducerIds, ProducerIdManager};
+use crate::txn::state::TransactionStateManager;
 
 /// What every connection and background task shares.
 pub(crate) struct Broker {
@@ -45,6 +49,8 @@ pub(crate) struct Broker {
     pub(crate) topics: Arc<TopicRegistry>,
     /// Consumer groups and committed offsets.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// Producer ids and transactions.
+    pub(crate) txn: Arc<TransactionCoordinator>,
     /// Shutdown has begun: long polls answer with what they have instead of waiting.
     pub(crate) stopping: AtomicBool,
 }
@@ -115,6 +121,28 @@ impl Node {
             Arc::clone(&topics),
             config.cluster.offsets_topic_replication_factor,
         ));
+        let txn = Arc::new(TransactionCoordinator::new(
+            config.transaction.clone(),
+            TransactionStateManager::new(
+                &config.transaction,
+                Arc::clone(&replicas),
+                Arc::clone(&topics),
+            ),
+            ProducerIdManager::new(ControllerProducerIds::new(
+                Arc::clone(&quorum),
+                Arc::clone(&replicas),
+                config.node_id,
+            )),
+            TransactionMarkerChannelManager::new(
+                {
+                    let replicas = Arc::clone(&replicas);
+                    Box::new(move || replicas.image())
+                },
+                replica_config(&config).inter_broker_listener,
+                config.node_id,
+                MARKER_RETRY_BACKOFF,
+            ),
+        ));
         let broker = Arc::new(Broker {
             config: config.clone(),
             cluster_id,
@@ -123,6 +151,7 @@ impl Node {
             replicas,
             topics,
             groups,
+            txn,
             stopping: AtomicBool::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -136,6 +165,7 @@ impl Node {
         tasks.spawn(housekeeping(Arc::clone(&broker), interval, stop_rx.clone()));
         tasks.spawn(isr_expiry(Arc::clone(&broker), stop_rx.clone()));
         tasks.spawn(producer_expiry(Arc::clone(&broker), stop_rx.clone()));
+        tasks.spawn(txn_ticks(Arc::clone(&broker), stop_rx.clone()));
         let (standing, mut standing_rx) = watch::channel(Standing::default());
         let alter_partition = tokio::spawn(replica::run_alter_partition(
             alter_queue,
@@ -206,6 +236,7 @@ impl Node {
         let _ = self.stop.send(true);
         self.broker.replicas.wake_fetches();
         self.broker.groups.shutdown();
+        self.broker.txn.shutdown();
     }
 
     /// Waits for the tasks, then closes the fetchers, the quorum and the logs cleanly.
@@ -333,7 +364,8 @@ fn replica_config(config: &BrokerConfig) -> ReplicaConfig {
 }
 
 /// Applies every committed metadata image, in order, to the hosted partitions and then to
-/// the group coordinator (which follows `__consumer_offsets` leadership).
+/// the group and transaction coordinators (which follow `__consumer_offsets` and
+/// `__transaction_state` leadership).
 async fn apply_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut images = broker.quorum.image();
     loop {
@@ -344,6 +376,7 @@ async fn apply_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             let offset = image.offset;
             let changes = b.replicas.apply(image, now);
             b.groups.on_roles(&changes, now);
+            b.txn.on_roles(&changes);
             b.replicas.publish_applied(offset);
         })
         .await;
@@ -526,6 +559,29 @@ pub(crate) async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<b
             _ = stop.changed() => return,
         }
         blocking(&broker, |b| b.groups.tick(now_ms())).await;
+    }
+}
+
+/// How long a transaction's markers wait before partitions that did not take them (leader
+/// moving or unreachable) are tried again.
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often the transaction coordinator looks at its deadlines; the intervals themselves
+/// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`,
+/// `transaction.remove.expired.transaction.cleanup.interval.ms`) are checked inside.
+const TXN_TICK: Duration = Duration::from_millis(500);
+
+/// Drives the transaction coordinator's deadlines: aborting transactions past their timeout
+/// and removing expired transactional ids.
+async fn txn_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(TXN_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        blocking(&broker, |b| b.txn.tick(now_ms())).await;
     }
 }
 

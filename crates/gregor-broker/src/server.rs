@@ -34,12 +34,14 @@ use crate::error::BrokerError;
 use crate::group::classic::Reply;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::handlers::{
-    ClientInfo, api_versions, configs, consumer_group_describe, consumer_group_heartbeat,
-    create_partitions, create_topics, delete_groups, delete_records, delete_topics,
-    describe_cluster, describe_groups, describe_log_dirs, describe_producers, elect_leaders, fetch,
-    find_coordinator, heartbeat, join_group, leave_group, list_groups, list_offsets, metadata,
-    offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, reassignments,
-    sync_group, txn_offset_commit, unsupported, write_txn_markers,
+    ClientInfo, add_offsets_to_txn, add_partitions_to_txn, api_versions, configs,
+    consumer_group_describe, consumer_group_heartbeat, create_partitions, create_topics,
+    delete_groups, delete_records, delete_topics, describe_cluster, describe_groups,
+    describe_log_dirs, describe_producers, describe_transactions, elect_leaders, end_txn, fetch,
+    find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, list_transactions, metadata, offset_commit, offset_delete, offset_fetch,
+    offset_for_leader_epoch, produce, reassignments, sync_group, txn_offset_commit, unsupported,
+    write_txn_markers,
 };
 use crate::node::{Broker, Node, bind, blocking, group_ticks};
 use crate::now_ms;
@@ -397,6 +399,7 @@ async fn handle(
                         &advertised.listener,
                         &b.replicas,
                         &b.groups,
+                        &b.txn,
                     )
                 })
                 .await,
@@ -484,6 +487,43 @@ async fn handle(
                 consumer_group_describe::handle(&r, version, &b.groups, &b.topics)
             })
             .await,
+        ),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
+            blocking(broker, move |b| {
+                init_producer_id::handle(&r, version, &b.txn, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            blocking(broker, move |b| {
+                let image = b.replicas.image();
+                add_partitions_to_txn::handle(&r, version, &image, &b.txn, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
+            blocking(broker, move |b| {
+                let partitions = b
+                    .topics
+                    .get(crate::group::store::OFFSETS_TOPIC)
+                    .map_or(b.config.group.offsets_topic_num_partitions, |t| {
+                        t.partitions
+                    });
+                add_offsets_to_txn::handle(&r, version, partitions, &b.txn, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(
+            blocking(broker, move |b| {
+                end_txn::handle(&r, version, &b.txn, now_ms())
+            })
+            .await,
+        ),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(&r, &broker.txn))
+        }
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(
+            list_transactions::handle(&r, version, &broker.txn, now_ms()),
         ),
         // The catalog check above admits nothing else.
         _ => return Err(ConnectionError::UnsupportedApi(key, version)),

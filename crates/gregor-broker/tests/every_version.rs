@@ -153,6 +153,7 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             ]))
         }
         key if is_group_api(key) => group_request(key, version),
+        key if is_txn_api(key) => txn_request(key, version),
         other => panic!("add a sample request for {other:?}"),
     }
 }
@@ -175,6 +176,70 @@ fn is_group_api(key: ApiKey) -> bool {
             | ApiKey::ConsumerGroupHeartbeat
             | ApiKey::ConsumerGroupDescribe
     )
+}
+
+fn is_txn_api(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::InitProducerId
+            | ApiKey::AddPartitionsToTxn
+            | ApiKey::AddOffsetsToTxn
+            | ApiKey::EndTxn
+            | ApiKey::DescribeTransactions
+            | ApiKey::ListTransactions
+    )
+}
+
+/// Transaction requests: an idempotent InitProducerId gets a producer id; the others name a
+/// transactional id nobody initialised, so they get its errors in their own shape.
+fn txn_request(key: ApiKey, version: i16) -> RequestKind {
+    let tx = || TransactionalId(text("tx"));
+    match key {
+        ApiKey::InitProducerId => RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        ApiKey::AddPartitionsToTxn => {
+            use kafka_protocol::messages::add_partitions_to_txn_request::{
+                AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+            };
+            let topics = vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![0]),
+            ];
+            RequestKind::AddPartitionsToTxn(if version >= 4 {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(tx())
+                        .with_producer_id(ProducerId(1))
+                        .with_verify_only(true)
+                        .with_topics(topics),
+                ])
+            } else {
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(tx())
+                    .with_v3_and_below_producer_id(ProducerId(1))
+                    .with_v3_and_below_topics(topics)
+            })
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(tx())
+                .with_group_id(group("g")),
+        ),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default().with_transactional_id(tx())),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![tx()]),
+        ),
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
+        other => unreachable!("{other:?} is not a transaction API"),
+    }
 }
 
 fn group(s: &str) -> GroupId {
@@ -383,6 +448,7 @@ async fn every_api_answers_at_every_advertised_version() {
             (ApiKey::Fetch, 17),
             (ApiKey::Metadata, 13),
             (ApiKey::Metadata, 3),
+            (ApiKey::EndTxn, 5),
         ] {
             let mut stream = TcpStream::connect(addr).unwrap();
             let response = exchange(&mut stream, key, version, &request(key, version, topic_id));
@@ -391,6 +457,7 @@ async fn every_api_answers_at_every_advertised_version() {
                 Some(ResponseKind::ListOffsets(r)) => r.topics[0].partitions[0].error_code,
                 Some(ResponseKind::Fetch(r)) => r.error_code,
                 Some(ResponseKind::Metadata(r)) => r.topics[0].error_code,
+                Some(ResponseKind::EndTxn(r)) => r.error_code,
                 other => panic!("{key:?} v{version}: {other:?}"),
             };
             assert_eq!(code, 35, "{key:?} v{version}");

@@ -550,3 +550,62 @@ fn group_keys_take_kafka_defaults_and_bounds() {
     .unwrap_err();
     assert_eq!(err.key(), Some("group.min.session.timeout.ms"));
 }
+
+#[test]
+fn transaction_keys_take_kafka_defaults_and_bounds() {
+    let config = parse("").unwrap();
+    assert_eq!(config.transaction, TransactionConfig::default());
+    assert_eq!(
+        config.transaction.transactional_id_expiration_ms,
+        604_800_000
+    );
+    assert_eq!(config.transaction.max_timeout_ms, 900_000);
+    assert_eq!(config.transaction.log_num_partitions, 50);
+    assert_eq!(config.transaction.log_replication_factor, 3);
+    assert_eq!(config.transaction.log_min_isr, 2);
+    assert_eq!(config.transaction.log_segment_bytes, 104_857_600);
+    assert_eq!(config.transaction.abort_timed_out_interval_ms, 10_000);
+    assert_eq!(config.transaction.remove_expired_interval_ms, 3_600_000);
+    let config = parse(
+        "transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         transaction.state.log.num.partitions=5\n\
+         transaction.max.timeout.ms=60000\n\
+         transactional.id.expiration.ms=1000\n\
+         transaction.abort.timed.out.transaction.cleanup.interval.ms=100\n\
+         transaction.remove.expired.transaction.cleanup.interval.ms=200\n\
+         transaction.state.log.segment.bytes=1048576",
+    )
+    .unwrap();
+    let t = &config.transaction;
+    assert_eq!(
+        (
+            t.log_replication_factor,
+            t.log_min_isr,
+            t.log_num_partitions
+        ),
+        (1, 1, 5)
+    );
+    assert_eq!(
+        (t.max_timeout_ms, t.transactional_id_expiration_ms),
+        (60_000, 1000)
+    );
+    assert_eq!(
+        (t.abort_timed_out_interval_ms, t.remove_expired_interval_ms),
+        (100, 200)
+    );
+    assert_eq!(t.log_segment_bytes, 1 << 20);
+    for bad in [
+        "transaction.state.log.replication.factor=0",
+        "transaction.state.log.replication.factor=40000",
+        "transaction.state.log.num.partitions=0",
+        "transaction.state.log.min.isr=0",
+        "transaction.max.timeout.ms=0",
+        "transactional.id.expiration.ms=-1",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=0",
+        "transaction.state.log.segment.bytes=x",
+    ] {
+        let err = BrokerConfig::from_properties(bad, &[]).unwrap_err();
+        assert_eq!(err.key(), Some(bad.split('=').next().unwrap()), "{bad}");
+    }
+}

@@ -1,6 +1,6 @@
 //! `FindCoordinator` (key 10, v0–5): which broker coordinates a group — the leader of the
-//! group's `__consumer_offsets` partition. The first lookup creates the topic. Transaction
-//! coordinators (key type 1) are not built yet: `COORDINATOR_NOT_AVAILABLE`.
+//! group's `__consumer_offsets` partition — or a transactional id (key type 1) — the leader of
+//! the id's `__transaction_state` partition. The first lookup creates the topic.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -10,8 +10,10 @@ use gregor_protocol::ErrorCode;
 
 use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
+use crate::txn::TransactionCoordinator;
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
 /// Answers a FindCoordinator request (one key before v4, a batch from v4).
 pub fn handle(
@@ -20,19 +22,24 @@ pub fn handle(
     listener: &str,
     replicas: &ReplicaManager,
     coordinator: &GroupCoordinator,
+    transactions: &TransactionCoordinator,
 ) -> FindCoordinatorResponse {
     let find = |key: &StrBytes| -> Coordinator {
-        let error = if request.key_type != GROUP_KEY {
+        let error = if request.key_type != GROUP_KEY && request.key_type != TRANSACTION_KEY {
             Err((
                 ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                "only group coordinators exist (transactions are not built yet)",
+                "only group and transaction coordinators exist",
             ))
         } else if key.is_empty() {
-            Err((ErrorCode::INVALID_REQUEST, "the group id is empty"))
+            Err((ErrorCode::INVALID_REQUEST, "the coordinator key is empty"))
         } else {
-            coordinator
-                .find_coordinator(key)
-                .map_err(|e| (e, "the offsets topic is not available"))
+            let found = if request.key_type == GROUP_KEY {
+                coordinator.find_coordinator(key)
+            } else {
+                transactions.find_coordinator(key)
+            };
+            found
+                .map_err(|e| (e, "the coordinator's internal topic is not available"))
                 .and_then(|tp| {
                     // The image as of now: the lookup may just have created the topic.
                     let image = replicas.image();
@@ -47,7 +54,7 @@ pub fn handle(
                         .map(|e| (leader, e.host.clone(), e.port))
                         .ok_or((
                             ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                            "the group's offsets partition has no live leader",
+                            "the coordinator's partition has no live leader",
                         ))
                 })
         };

@@ -1,5 +1,7 @@
 //! One module per Kafka API: each turns a decoded request into its response.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod configs;
 pub mod consumer_group_describe;
@@ -13,14 +15,18 @@ pub mod describe_cluster;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -40,4 +46,19 @@ pub struct ClientInfo {
     pub client_id: String,
     /// The client's address, as Kafka shows it (`/127.0.0.1`).
     pub host: String,
+}
+
+/// A transaction coordinator's error as version `version` of an API that learned
+/// `PRODUCER_FENCED` in `fenced_since` can express it: older clients get
+/// `INVALID_PRODUCER_EPOCH`, which they handle the same way (as Kafka maps it).
+pub fn txn_error(
+    code: gregor_protocol::ErrorCode,
+    version: i16,
+    fenced_since: i16,
+) -> gregor_protocol::ErrorCode {
+    if code == gregor_protocol::ErrorCode::PRODUCER_FENCED && version < fenced_since {
+        gregor_protocol::ErrorCode::INVALID_PRODUCER_EPOCH
+    } else {
+        code
+    }
 }

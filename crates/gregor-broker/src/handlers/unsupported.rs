@@ -132,6 +132,16 @@ pub fn respond(request: &RequestKind, version: i16) -> Option<ResponseKind> {
         RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(
             DescribeClusterResponse::default().with_error_code(UNSUPPORTED),
         ),
+        // EndTxn v5 needs transaction version 2 (KIP-890 part 2), which Gregor does not offer.
+        RequestKind::EndTxn(_) => ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(UNSUPPORTED)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
+            ListTransactionsResponse::default().with_error_code(UNSUPPORTED),
+        ),
         _ => return None,
     })
 }

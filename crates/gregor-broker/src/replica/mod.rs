@@ -34,7 +34,7 @@ pub use fetcher::FetcherConfig;
 pub use isr::{
     AlterPartitionSender, channel as alter_partition_channel, run as run_alter_partition,
 };
-pub use partition::{Partition, Role};
+pub use partition::{AppendError, Partition, Role};
 
 use crate::topics::log_config;
 use fetcher::FetcherManager;
