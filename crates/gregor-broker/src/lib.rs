@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod group;
 mod handlers;
+mod inter_broker;
 mod internal_topic;
 mod lifecycle;
 mod meta_properties;

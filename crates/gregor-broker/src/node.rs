@@ -24,6 +24,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::group::GroupCoordinator;
+use crate::inter_broker::BrokerChannel;
 use crate::lifecycle::{self, Registration, Standing};
 use crate::meta_properties;
 use crate::now_ms;
@@ -33,6 +34,7 @@ use crate::txn::TransactionCoordinator;
 use crate::txn::markers::TransactionMarkerChannelManager;
 use crate::txn::producer_id::{ControllerProducerIds, ProducerIdManager};
 use crate::txn::state::TransactionStateManager;
+use crate::txn::verification::TransactionVerifier;
 
 /// What every connection and background task shares.
 pub(crate) struct Broker {
@@ -51,6 +53,8 @@ pub(crate) struct Broker {
     pub(crate) groups: Arc<GroupCoordinator>,
     /// Producer ids and transactions.
     pub(crate) txn: Arc<TransactionCoordinator>,
+    /// Checks transactional produce requests with their coordinator (KIP-890).
+    pub(crate) verifier: Arc<TransactionVerifier>,
     /// Shutdown has begun: long polls answer with what they have instead of waiting.
     pub(crate) stopping: AtomicBool,
 }
@@ -143,6 +147,18 @@ impl Node {
                 MARKER_RETRY_BACKOFF,
             ),
         ));
+        let channel = Arc::new(BrokerChannel::new(
+            replica_config(&config).inter_broker_listener,
+            format!("gregor-broker-{}", config.node_id),
+            INTER_BROKER_TIMEOUT,
+        ));
+        let verifier = Arc::new(TransactionVerifier::new(
+            Arc::clone(&txn),
+            Arc::clone(&replicas),
+            config.node_id,
+            channel,
+            config.transaction.partition_verification_enable,
+        ));
         let broker = Arc::new(Broker {
             config: config.clone(),
             cluster_id,
@@ -152,6 +168,7 @@ impl Node {
             topics,
             groups,
             txn,
+            verifier,
             stopping: AtomicBool::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -561,6 +578,9 @@ pub(crate) async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<b
         blocking(&broker, |b| b.groups.tick(now_ms())).await;
     }
 }
+
+/// How long a request to another broker may take (Kafka's `request.timeout.ms` default).
+const INTER_BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a transaction's markers wait before partitions that did not take them (leader
 /// moving or unreachable) are tried again.

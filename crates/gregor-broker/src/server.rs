@@ -292,8 +292,11 @@ async fn handle(
         }
         RequestKind::Produce(r) => {
             let (acks, timeout_ms) = (r.acks, r.timeout_ms);
-            let (mut response, pending, appended) =
-                blocking(broker, move |b| produce::append(&r, &b.replicas, now_ms())).await;
+            let refusals = broker.verifier.verify_produce(&r).await;
+            let (mut response, pending, appended) = blocking(broker, move |b| {
+                produce::append(&r, &b.replicas, &refusals, now_ms())
+            })
+            .await;
             if appended {
                 broker.replicas.wake_fetches();
             }

@@ -13,6 +13,7 @@ pub(super) const TRANSACTION_CONFIG_KEYS: &[&str] = &[
     "transaction.state.log.segment.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
 ];
 
 /// How transactions behave. Field docs name the Kafka key and its default.
@@ -39,6 +40,9 @@ pub struct TransactionConfig {
     /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000): how often
     /// expired transactional ids are removed.
     pub remove_expired_interval_ms: i64,
+    /// `transaction.partition.verification.enable` (true): partition leaders check with the
+    /// coordinator before a transactional batch opens a transaction (KIP-890 part 1).
+    pub partition_verification_enable: bool,
 }
 
 impl Default for TransactionConfig {
@@ -52,6 +56,7 @@ impl Default for TransactionConfig {
             log_segment_bytes: 100 << 20,
             abort_timed_out_interval_ms: 10_000,
             remove_expired_interval_ms: 3_600_000,
+            partition_verification_enable: true,
         }
     }
 }
@@ -95,6 +100,10 @@ impl TransactionConfig {
                 "transaction.remove.expired.transaction.cleanup.interval.ms",
                 d.remove_expired_interval_ms,
                 1,
+            )?,
+            partition_verification_enable: p.boolean(
+                "transaction.partition.verification.enable",
+                d.partition_verification_enable,
             )?,
         })
     }

@@ -7,7 +7,9 @@
 //! the ISR must hold `min.insync.replicas` members to accept the batch
 //! (`NOT_ENOUGH_REPLICAS`), and the answer waits until every in-sync replica has it (the high
 //! watermark passed it) or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
-//! [`append`] runs on a blocking thread (file I/O); [`await_replication`] waits on the async
+//! Transactional batches that would open a transaction were first checked with the
+//! transaction coordinator (KIP-890, see `txn::verification`); `append` answers the refused
+//! ones with the verifier's error. [`append`] runs on a blocking thread (file I/O); [`await_replication`] waits on the async
 //! side.
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::BatchIter;
 
 use crate::replica::{Partition, ReplicaManager};
+use crate::txn::verification::Refusals;
 
 /// An `acks=all` append waiting for the in-sync replicas.
 pub struct Pending {
@@ -38,6 +41,7 @@ pub struct Pending {
 pub fn append(
     request: &ProduceRequest,
     replicas: &ReplicaManager,
+    refusals: &Refusals,
     now_ms: i64,
 ) -> (ProduceResponse, Vec<Pending>, bool) {
     let mut appended = false;
@@ -54,6 +58,9 @@ pub fn append(
                 .map(|(pi, p)| {
                     let tp = TopicPartition::new(topic.name.0.as_str(), p.index);
                     let response = PartitionProduceResponse::default().with_index(p.index);
+                    if let Some((code, message)) = refusals.get(&(tp.topic.clone(), tp.partition)) {
+                        return failed(response, *code, message.clone());
+                    }
                     let partition = match replicas.leader_partition(&tp) {
                         Ok(partition) => partition,
                         Err(code) => {

@@ -24,6 +24,7 @@ pub mod records;
 pub mod state;
 #[cfg(test)]
 mod tests;
+pub mod verification;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -43,6 +43,11 @@ impl Log {
         self.state.read().producers.entries().cloned().collect()
     }
 
+    /// One producer's state, if the partition remembers it.
+    pub fn producer(&self, producer_id: i64) -> Option<ProducerStateEntry> {
+        self.state.read().producers.entry(producer_id).cloned()
+    }
+
     /// Forgets producers idle longer than `expiration_ms` (`producer.id.expiration.ms`) with
     /// no open transaction. Returns how many went.
     pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
