@@ -19,7 +19,7 @@ use std::time::Duration;
 use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{
-    BatchIter, Compression, ControlRecordType, EndTransactionMarker, RecordBatchBuilder,
+    BatchIter, Compression, ControlRecordType, EndTransactionMarker, Record, RecordBatchBuilder,
 };
 
 use crate::replica::{AppendError, ReplicaManager};
@@ -335,20 +335,11 @@ impl InternalTopic {
                 let producer_id = batch.producer_id();
                 for record in batch.records().map_err(|e| failed(&e))? {
                     if attributes.is_control() {
-                        if !matches!(
-                            record.control_type(),
-                            Ok(ControlRecordType::Commit | ControlRecordType::Abort)
-                        ) {
-                            continue;
-                        }
-                        match EndTransactionMarker::from_record(&record) {
-                            Ok(marker) => visit(Replayed::Marker {
+                        if let Some(commit) = transaction_marker(&record) {
+                            visit(Replayed::Marker {
                                 producer_id,
-                                commit: marker.control_type == ControlRecordType::Commit,
-                            }),
-                            Err(e) => {
-                                tracing::warn!(partition, error = %e, "skipping control record in {topic}")
-                            }
+                                commit,
+                            });
                         }
                         continue;
                     }
@@ -369,5 +360,23 @@ impl InternalTopic {
             offset = next;
         }
         Ok(())
+    }
+}
+
+/// Whether a control record is a commit (`Some(true)`) or an abort (`Some(false)`) marker;
+/// `None` for other control records and for markers that cannot be read (logged).
+fn transaction_marker(record: &Record) -> Option<bool> {
+    if !matches!(
+        record.control_type(),
+        Ok(ControlRecordType::Commit | ControlRecordType::Abort)
+    ) {
+        return None;
+    }
+    match EndTransactionMarker::from_record(record) {
+        Ok(marker) => Some(marker.control_type == ControlRecordType::Commit),
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an unreadable transaction marker");
+            None
+        }
     }
 }

@@ -116,7 +116,11 @@ impl TransactionCoordinator {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(partition = tp.partition, error = %e, "loading transactions failed")
+                    tracing::error!(
+                        partition = tp.partition,
+                        error = %e,
+                        "loading transactions failed"
+                    )
                 }
             }
         }

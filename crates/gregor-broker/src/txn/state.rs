@@ -191,7 +191,7 @@ impl TransactionStateManager {
             let id = match records::decode_key(key) {
                 Ok(id) => id,
                 Err(e) => {
-                    tracing::warn!(partition, error = %e, "skipping undecodable {TRANSACTION_STATE_TOPIC} key");
+                    tracing::warn!(partition, error = %e, "skipping an undecodable key");
                     return;
                 }
             };
@@ -203,7 +203,12 @@ impl TransactionStateManager {
                     loaded.insert(id.clone(), TransactionMetadata::from_record(&id, &v));
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(partition, transactional_id = id, error = %e, "skipping undecodable {TRANSACTION_STATE_TOPIC} value")
+                    tracing::warn!(
+                        partition,
+                        transactional_id = id,
+                        error = %e,
+                        "skipping an undecodable value"
+                    )
                 }
             }
         });
