@@ -380,3 +380,169 @@ fn transaction_marker(record: &Record) -> Option<bool> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// What a replay visit saw, owned.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Data(Vec<u8>, Option<Vec<u8>>, i64, bool),
+        Marker(i64, bool),
+    }
+
+    #[test]
+    fn appends_and_replays_data_and_markers_with_their_producers() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = BrokerConfig {
+            log_dirs: vec![dir.path().to_path_buf()],
+            ..BrokerConfig::default()
+        };
+        let node = runtime
+            .block_on(crate::node::Node::start(config, Vec::new()))
+            .unwrap();
+        let broker = Arc::clone(&node.broker);
+        let topic = runtime.block_on(async {
+            InternalTopic::new(
+                InternalTopicSpec {
+                    name: "__internal_test",
+                    partitions: 2,
+                    replication_factor: 3,
+                    min_insync_replicas: Some(2),
+                    segment_bytes: 1 << 20,
+                },
+                Arc::clone(&broker.replicas),
+                Arc::clone(&broker.topics),
+            )
+        });
+        let seen = runtime
+            .block_on(runtime.spawn_blocking(move || {
+                assert_eq!(topic.partitions(), 2);
+                let record = |k: &[u8], v: Option<&[u8]>| InternalRecord {
+                    key: k.to_vec(),
+                    value: v.map(<[u8]>::to_vec),
+                };
+                // The first append creates the topic (capped at the one live broker) and waits
+                // until this broker leads the partition.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                loop {
+                    match topic.append(1, &[record(b"a", Some(b"1"))], None, T0) {
+                        Ok(()) => break,
+                        Err(InternalTopicError::NotLeader { .. })
+                            if std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let image = broker.replicas.image();
+                assert_eq!(
+                    image.topic_config("__internal_test", "cleanup.policy"),
+                    Some("compact")
+                );
+                assert_eq!(
+                    image.topic_config("__internal_test", "min.insync.replicas"),
+                    Some("1"),
+                    "capped at the replication factor"
+                );
+                assert_eq!(
+                    image
+                        .partition("__internal_test", 1)
+                        .unwrap()
+                        .replicas
+                        .len(),
+                    1
+                );
+                let producer = TransactionalProducer {
+                    producer_id: 42,
+                    producer_epoch: 3,
+                };
+                topic
+                    .append(
+                        1,
+                        &[record(b"b", Some(b"2")), record(b"a", None)],
+                        Some(producer),
+                        T0,
+                    )
+                    .unwrap();
+                // A commit marker for producer 42, as a partition leader writes it (placed
+                // straight into the log: producers may not append control batches).
+                let leader = broker
+                    .replicas
+                    .leader_partition(&TopicPartition::new("__internal_test", 1))
+                    .unwrap();
+                let end = leader.log().log_end_offset();
+                let mut marker = RecordBatchBuilder::new(end, Compression::None)
+                    .producer(42, 3, -1)
+                    .transactional(true)
+                    .control(true)
+                    .partition_leader_epoch(leader.leader_epoch());
+                let value = EndTransactionMarker {
+                    control_type: ControlRecordType::Commit,
+                    coordinator_epoch: 0,
+                }
+                .value_bytes();
+                marker.append(
+                    end,
+                    T0,
+                    Some(&ControlRecordType::Commit.key_bytes()),
+                    Some(&value),
+                    &[],
+                );
+                let marker = marker.build().unwrap();
+                leader.log().append_as_follower(&marker).unwrap();
+                assert_eq!(
+                    topic.leader_epoch(1),
+                    Some(leader.leader_epoch()),
+                    "the coordinator epoch is the leader epoch"
+                );
+                let mut seen = Vec::new();
+                topic
+                    .replay(1, |r| {
+                        seen.push(match r {
+                            Replayed::Data {
+                                key,
+                                value,
+                                producer_id,
+                                transactional,
+                            } => Seen::Data(
+                                key.to_vec(),
+                                value.map(<[u8]>::to_vec),
+                                producer_id,
+                                transactional,
+                            ),
+                            Replayed::Marker {
+                                producer_id,
+                                commit,
+                            } => Seen::Marker(producer_id, commit),
+                        })
+                    })
+                    .unwrap();
+                let mut empty = 0;
+                topic.replay(0, |_| empty += 1).unwrap();
+                assert_eq!(empty, 0);
+                seen
+            }))
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Data(b"a".to_vec(), Some(b"1".to_vec()), -1, false),
+                Seen::Data(b"b".to_vec(), Some(b"2".to_vec()), 42, true),
+                Seen::Data(b"a".to_vec(), None, 42, true),
+                Seen::Marker(42, true),
+            ]
+        );
+        runtime.block_on(node.close()).unwrap();
+    }
+}
