@@ -17,6 +17,8 @@
 //! file I/O and wait for replication: call them from blocking threads. Deadlines (transaction
 //! timeouts, id expiration) are driven by [`TransactionCoordinator::tick`].
 
+#[cfg(test)]
+mod coordinator_tests;
 pub mod markers;
 pub mod metadata;
 pub mod producer_id;

@@ -81,7 +81,7 @@ impl TransactionStateManager {
         self.partition_epoch(self.partition_for(transactional_id))
     }
 
-    fn partition_epoch(&self, partition: i32) -> Result<i32, ErrorCode> {
+    pub(super) fn partition_epoch(&self, partition: i32) -> Result<i32, ErrorCode> {
         match self.owned.lock().get(&partition) {
             Some(Ownership::Loaded { coordinator_epoch }) => Ok(*coordinator_epoch),
             Some(Ownership::Loading) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
