@@ -270,6 +270,9 @@ impl TransactionCoordinator {
         result: TransactionResult,
         now: i64,
     ) -> Result<(), ErrorCode> {
+        if transactional_id.is_empty() {
+            return Err(ErrorCode::INVALID_REQUEST);
+        }
         let (coordinator_epoch, txn) = self.coordinated(transactional_id)?;
         let mut m = txn.lock();
         if let Some(next) = m.prepare_end(producer_id, producer_epoch, result, now)? {
