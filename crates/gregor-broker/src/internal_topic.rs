@@ -46,6 +46,8 @@ pub struct InternalTopicSpec {
     pub min_insync_replicas: Option<i32>,
     /// `segment.bytes` (`*.segment.bytes`): small, so compaction can clean often.
     pub segment_bytes: u64,
+    /// Further topic configs the coordinator needs (they win over the defaults here).
+    pub extra_configs: &'static [(&'static str, &'static str)],
 }
 
 /// Why an internal topic could not be written or read.
@@ -195,6 +197,9 @@ impl InternalTopic {
             ),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
+        for (key, value) in self.spec.extra_configs {
+            configs.insert((*key).to_string(), (*value).to_string());
+        }
         if let Some(min_isr) = self.spec.min_insync_replicas {
             let min_isr = min_isr.min(i32::from(replication_factor));
             configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
@@ -419,6 +424,7 @@ mod tests {
                     replication_factor: 3,
                     min_insync_replicas: Some(2),
                     segment_bytes: 1 << 20,
+                    extra_configs: &[("unclean.leader.election.enable", "false")],
                 },
                 Arc::clone(&broker.replicas),
                 Arc::clone(&broker.topics),
@@ -449,6 +455,10 @@ mod tests {
                 assert_eq!(
                     image.topic_config("__internal_test", "cleanup.policy"),
                     Some("compact")
+                );
+                assert_eq!(
+                    image.topic_config("__internal_test", "unclean.leader.election.enable"),
+                    Some("false")
                 );
                 assert_eq!(
                     image.topic_config("__internal_test", "min.insync.replicas"),

@@ -56,6 +56,12 @@ impl TransactionStateManager {
             replication_factor: config.log_replication_factor,
             min_insync_replicas: Some(config.log_min_isr),
             segment_bytes: config.log_segment_bytes,
+            // As Kafka creates it: a transaction's state must never come from a replica that
+            // missed acknowledged writes, and its small records are not worth compressing.
+            extra_configs: &[
+                ("unclean.leader.election.enable", "false"),
+                ("compression.type", "uncompressed"),
+            ],
         };
         TransactionStateManager {
             log: InternalTopic::new(spec, replicas, topics),
