@@ -19,7 +19,7 @@ use std::time::Duration;
 use gregor_log::{AppendOrigin, TopicPartition};
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{
-    BatchIter, Compression, ControlRecordType, EndTransactionMarker, RecordBatchBuilder,
+    BatchIter, Compression, ControlRecordType, EndTransactionMarker, Record, RecordBatchBuilder,
 };
 
 use crate::replica::{AppendError, ReplicaManager};
@@ -46,6 +46,8 @@ pub struct InternalTopicSpec {
     pub min_insync_replicas: Option<i32>,
     /// `segment.bytes` (`*.segment.bytes`): small, so compaction can clean often.
     pub segment_bytes: u64,
+    /// Further topic configs the coordinator needs (they win over the defaults here).
+    pub extra_configs: &'static [(&'static str, &'static str)],
 }
 
 /// Why an internal topic could not be written or read.
@@ -195,6 +197,9 @@ impl InternalTopic {
             ),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
+        for (key, value) in self.spec.extra_configs {
+            configs.insert((*key).to_string(), (*value).to_string());
+        }
         if let Some(min_isr) = self.spec.min_insync_replicas {
             let min_isr = min_isr.min(i32::from(replication_factor));
             configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
@@ -340,20 +345,11 @@ impl InternalTopic {
                 let producer_id = batch.producer_id();
                 for record in batch.records().map_err(|e| failed(&e))? {
                     if attributes.is_control() {
-                        if !matches!(
-                            record.control_type(),
-                            Ok(ControlRecordType::Commit | ControlRecordType::Abort)
-                        ) {
-                            continue;
-                        }
-                        match EndTransactionMarker::from_record(&record) {
-                            Ok(marker) => visit(Replayed::Marker {
+                        if let Some(commit) = transaction_marker(&record) {
+                            visit(Replayed::Marker {
                                 producer_id,
-                                commit: marker.control_type == ControlRecordType::Commit,
-                            }),
-                            Err(e) => {
-                                tracing::warn!(partition, error = %e, "skipping control record in {topic}")
-                            }
+                                commit,
+                            });
                         }
                         continue;
                     }
@@ -374,5 +370,194 @@ impl InternalTopic {
             offset = next;
         }
         Ok(())
+    }
+}
+
+/// Whether a control record is a commit (`Some(true)`) or an abort (`Some(false)`) marker;
+/// `None` for other control records and for markers that cannot be read (logged).
+fn transaction_marker(record: &Record) -> Option<bool> {
+    if !matches!(
+        record.control_type(),
+        Ok(ControlRecordType::Commit | ControlRecordType::Abort)
+    ) {
+        return None;
+    }
+    match EndTransactionMarker::from_record(record) {
+        Ok(marker) => Some(marker.control_type == ControlRecordType::Commit),
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an unreadable transaction marker");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// What a replay visit saw, owned.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Data(Vec<u8>, Option<Vec<u8>>, i64, bool),
+        Marker(i64, bool),
+    }
+
+    #[test]
+    fn appends_and_replays_data_and_markers_with_their_producers() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = BrokerConfig {
+            log_dirs: vec![dir.path().to_path_buf()],
+            ..BrokerConfig::default()
+        };
+        let node = runtime
+            .block_on(crate::node::Node::start(config, Vec::new()))
+            .unwrap();
+        let broker = Arc::clone(&node.broker);
+        let topic = runtime.block_on(async {
+            InternalTopic::new(
+                InternalTopicSpec {
+                    name: "__internal_test",
+                    partitions: 2,
+                    replication_factor: 3,
+                    min_insync_replicas: Some(2),
+                    segment_bytes: 1 << 20,
+                    extra_configs: &[("unclean.leader.election.enable", "false")],
+                },
+                Arc::clone(&broker.replicas),
+                Arc::clone(&broker.topics),
+            )
+        });
+        let seen = runtime
+            .block_on(runtime.spawn_blocking(move || {
+                assert_eq!(topic.partitions(), 2);
+                let record = |k: &[u8], v: Option<&[u8]>| InternalRecord {
+                    key: k.to_vec(),
+                    value: v.map(<[u8]>::to_vec),
+                };
+                // The first append creates the topic (capped at the one live broker) and waits
+                // until this broker leads the partition.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                loop {
+                    match topic.append(1, &[record(b"a", Some(b"1"))], None, T0) {
+                        Ok(()) => break,
+                        Err(InternalTopicError::NotLeader { .. })
+                            if std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let image = broker.replicas.image();
+                assert_eq!(
+                    image.topic_config("__internal_test", "cleanup.policy"),
+                    Some("compact")
+                );
+                assert_eq!(
+                    image.topic_config("__internal_test", "unclean.leader.election.enable"),
+                    Some("false")
+                );
+                assert_eq!(
+                    image.topic_config("__internal_test", "min.insync.replicas"),
+                    Some("1"),
+                    "capped at the replication factor"
+                );
+                assert_eq!(
+                    image
+                        .partition("__internal_test", 1)
+                        .unwrap()
+                        .replicas
+                        .len(),
+                    1
+                );
+                let producer = TransactionalProducer {
+                    producer_id: 42,
+                    producer_epoch: 3,
+                };
+                topic
+                    .append(
+                        1,
+                        &[record(b"b", Some(b"2")), record(b"a", None)],
+                        Some(producer),
+                        T0,
+                    )
+                    .unwrap();
+                // A commit marker for producer 42, as a partition leader writes it (placed
+                // straight into the log: producers may not append control batches).
+                let leader = broker
+                    .replicas
+                    .leader_partition(&TopicPartition::new("__internal_test", 1))
+                    .unwrap();
+                let end = leader.log().log_end_offset();
+                let mut marker = RecordBatchBuilder::new(end, Compression::None)
+                    .producer(42, 3, -1)
+                    .transactional(true)
+                    .control(true)
+                    .partition_leader_epoch(leader.leader_epoch());
+                let value = EndTransactionMarker {
+                    control_type: ControlRecordType::Commit,
+                    coordinator_epoch: 0,
+                }
+                .value_bytes();
+                marker.append(
+                    end,
+                    T0,
+                    Some(&ControlRecordType::Commit.key_bytes()),
+                    Some(&value),
+                    &[],
+                );
+                let marker = marker.build().unwrap();
+                leader.log().append_as_follower(&marker).unwrap();
+                assert_eq!(
+                    topic.leader_epoch(1),
+                    Some(leader.leader_epoch()),
+                    "the coordinator epoch is the leader epoch"
+                );
+                let mut seen = Vec::new();
+                topic
+                    .replay(1, |r| {
+                        seen.push(match r {
+                            Replayed::Data {
+                                key,
+                                value,
+                                producer_id,
+                                transactional,
+                            } => Seen::Data(
+                                key.to_vec(),
+                                value.map(<[u8]>::to_vec),
+                                producer_id,
+                                transactional,
+                            ),
+                            Replayed::Marker {
+                                producer_id,
+                                commit,
+                            } => Seen::Marker(producer_id, commit),
+                        })
+                    })
+                    .unwrap();
+                let mut empty = 0;
+                topic.replay(0, |_| empty += 1).unwrap();
+                assert_eq!(empty, 0);
+                seen
+            }))
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Data(b"a".to_vec(), Some(b"1".to_vec()), -1, false),
+                Seen::Data(b"b".to_vec(), Some(b"2".to_vec()), 42, true),
+                Seen::Data(b"a".to_vec(), None, 42, true),
+                Seen::Marker(42, true),
+            ]
+        );
+        runtime.block_on(node.close()).unwrap();
     }
 }

@@ -34,34 +34,28 @@ pub fn handle(
     now: i64,
 ) -> AddPartitionsToTxnResponse {
     if version < BATCHED_VERSION {
-        let results = add(
-            &request.v3_and_below_transactional_id,
-            request.v3_and_below_producer_id.0,
-            request.v3_and_below_producer_epoch,
-            &request.v3_and_below_topics,
-            false,
-            version,
-            image,
-            coordinator,
-            now,
-        );
+        let txn = TxnPartitions {
+            transactional_id: &request.v3_and_below_transactional_id,
+            producer_id: request.v3_and_below_producer_id.0,
+            producer_epoch: request.v3_and_below_producer_epoch,
+            topics: &request.v3_and_below_topics,
+            verify_only: false,
+        };
+        let results = add(&txn, version, image, coordinator, now);
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
     let results = request
         .transactions
         .iter()
         .map(|t| {
-            let topics = add(
-                &t.transactional_id,
-                t.producer_id.0,
-                t.producer_epoch,
-                &t.topics,
-                t.verify_only,
-                version,
-                image,
-                coordinator,
-                now,
-            );
+            let txn = TxnPartitions {
+                transactional_id: &t.transactional_id,
+                producer_id: t.producer_id.0,
+                producer_epoch: t.producer_epoch,
+                topics: &t.topics,
+                verify_only: t.verify_only,
+            };
+            let topics = add(&txn, version, image, coordinator, now);
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
                 .with_topic_results(topics)
@@ -70,20 +64,31 @@ pub fn handle(
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
-/// One transaction's partitions: verified, or added (all or none; partitions of unknown
-/// topics fail the request, the others are `OPERATION_NOT_ATTEMPTED`, as Kafka answers).
-#[allow(clippy::too_many_arguments)]
-fn add(
-    transactional_id: &TransactionalId,
+/// One transaction's part of the request, in either form.
+struct TxnPartitions<'a> {
+    transactional_id: &'a TransactionalId,
     producer_id: i64,
     producer_epoch: i16,
-    topics: &[AddPartitionsToTxnTopic],
+    topics: &'a [AddPartitionsToTxnTopic],
     verify_only: bool,
+}
+
+/// One transaction's partitions: verified, or added (all or none; partitions of unknown
+/// topics fail the request, the others are `OPERATION_NOT_ATTEMPTED`, as Kafka answers).
+fn add(
+    txn: &TxnPartitions<'_>,
     version: i16,
     image: &MetadataImage,
     coordinator: &TransactionCoordinator,
     now: i64,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
+    let TxnPartitions {
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        topics,
+        verify_only,
+    } = *txn;
     let partitions: Vec<(String, i32)> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))

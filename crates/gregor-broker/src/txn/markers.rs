@@ -4,9 +4,9 @@
 //! The partitions are grouped by their current leader (from the metadata image) and each
 //! leader gets one WriteTxnMarkers (v1) on its inter-broker listener, this broker included,
 //! so there is one path for every partition. A partition whose leader is unknown, moved, or
-//! unreachable is retried, with a growing backoff, until its marker is in; one whose topic was deleted is
-//! dropped (nobody can read it any more). The coordinator writes CompleteCommit/CompleteAbort
-//! only once this returns.
+//! unreachable is retried, with a growing backoff, until its marker is in; one whose topic was
+//! deleted is dropped (nobody can read it any more). The coordinator writes
+//! CompleteCommit/CompleteAbort only once this returns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -227,7 +227,7 @@ mod tests {
     };
     use kafka_protocol::messages::{
         ApiKey, ApiVersionsResponse, RequestKind, ResponseHeader, ResponseKind,
-        WriteTxnMarkersResponse,
+        WriteTxnMarkersRequest, WriteTxnMarkersResponse,
     };
     use kafka_protocol::protocol::{Encodable, decode_request_header_from_buffer};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -263,45 +263,9 @@ mod tests {
                         let header = decode_request_header_from_buffer(&mut frame).unwrap();
                         let request = RequestKind::decode(key, &mut frame, version).unwrap();
                         let response = match request {
-                            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(
-                                ApiVersionsResponse::default().with_api_keys(vec![
-                                    ApiVersion::default()
-                                        .with_api_key(ApiKey::ApiVersions as i16)
-                                        .with_max_version(3),
-                                    ApiVersion::default()
-                                        .with_api_key(ApiKey::WriteTxnMarkers as i16)
-                                        .with_max_version(1),
-                                ]),
-                            ),
+                            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(versions()),
                             RequestKind::WriteTxnMarkers(r) => {
-                                let marker = &r.markers[0];
-                                let mut partitions = Vec::new();
-                                let topics = marker.topics.iter().map(|t| {
-                                    let name = t.name.0.to_string();
-                                    WritableTxnMarkerTopicResult::default().with_name(t.name.clone()).with_partitions(
-                                        t.partition_indexes.iter().map(|p| {
-                                            partitions.push((name.clone(), *p));
-                                            let code = match (name.as_str(), *p) {
-                                                ("gone", _) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                                                ("t", 1) if refusals.fetch_add(1, Ordering::SeqCst) == 0 => ErrorCode::NOT_LEADER_OR_FOLLOWER,
-                                                _ => ErrorCode::NONE,
-                                            };
-                                            WritableTxnMarkerPartitionResult::default().with_partition_index(*p).with_error_code(code.0)
-                                        }).collect(),
-                                    )
-                                }).collect();
-                                seen.lock().push((
-                                    marker.coordinator_epoch,
-                                    marker.transaction_result,
-                                    partitions,
-                                ));
-                                ResponseKind::WriteTxnMarkers(
-                                    WriteTxnMarkersResponse::default().with_markers(vec![
-                                        WritableTxnMarkerResult::default()
-                                            .with_producer_id(marker.producer_id)
-                                            .with_topics(topics),
-                                    ]),
-                                )
+                                ResponseKind::WriteTxnMarkers(answer(&r, &seen, &refusals))
                             }
                             other => panic!("unexpected {other:?}"),
                         };
@@ -320,6 +284,63 @@ mod tests {
             }
         });
         port
+    }
+
+    /// The fake leader's answer: `gone` is unknown, `t-1` is refused the first time.
+    fn answer(
+        request: &WriteTxnMarkersRequest,
+        seen: &Seen,
+        refusals: &AtomicUsize,
+    ) -> WriteTxnMarkersResponse {
+        let marker = &request.markers[0];
+        let mut partitions = Vec::new();
+        let mut topics = Vec::new();
+        for t in &marker.topics {
+            let name = t.name.0.to_string();
+            let mut results = Vec::new();
+            for p in &t.partition_indexes {
+                partitions.push((name.clone(), *p));
+                let code = match (name.as_str(), *p) {
+                    ("gone", _) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ("t", 1) if refusals.fetch_add(1, Ordering::SeqCst) == 0 => {
+                        ErrorCode::NOT_LEADER_OR_FOLLOWER
+                    }
+                    _ => ErrorCode::NONE,
+                };
+                results.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_error_code(code.0),
+                );
+            }
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(results),
+            );
+        }
+        seen.lock().push((
+            marker.coordinator_epoch,
+            marker.transaction_result,
+            partitions,
+        ));
+        WriteTxnMarkersResponse::default().with_markers(vec![
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics),
+        ])
+    }
+
+    fn versions() -> ApiVersionsResponse {
+        let version = |key: ApiKey, max| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_max_version(max)
+        };
+        ApiVersionsResponse::default().with_api_keys(vec![
+            version(ApiKey::ApiVersions, 3),
+            version(ApiKey::WriteTxnMarkers, 1),
+        ])
     }
 
     fn image(port: u16, topics: &[(&str, i32)]) -> Arc<MetadataImage> {

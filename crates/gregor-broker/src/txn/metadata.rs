@@ -265,14 +265,11 @@ impl TransactionMetadata {
             | TransactionState::PrepareEpochFence
             | TransactionState::Dead => Err(ErrorCode::CONCURRENT_TRANSACTIONS),
             TransactionState::Ongoing => {
-                // A new instance of the producer: fence the old one by bumping the epoch (if
-                // any is left) and abort what it was doing.
-                let mut fenced = self.transit(TransactionState::PrepareAbort, now);
-                if !is_epoch_exhausted(self.producer_epoch) {
-                    fenced.producer_epoch = self.producer_epoch + 1;
-                }
-                fenced.last_producer_epoch = NO_PRODUCER_EPOCH;
-                Ok(InitTransition::FenceAndAbort(fenced))
+                // A new instance of the producer: fence the old one and abort what it was
+                // doing.
+                Ok(InitTransition::FenceAndAbort(
+                    self.prepare_fenced_abort(now),
+                ))
             }
             TransactionState::Empty
             | TransactionState::CompleteCommit
@@ -398,18 +395,23 @@ impl TransactionMetadata {
         }
     }
 
-    /// The coordinator aborts a transaction that outlived its timeout: the epoch is bumped
-    /// (when one is left) so the producer, which may still be writing, is fenced.
+    /// The coordinator aborts a transaction that outlived its timeout: the epoch is bumped so
+    /// the producer, which may still be writing, is fenced.
     pub fn prepare_timeout_abort(&self, now: i64) -> Option<TransactionMetadata> {
         if !self.is_timed_out(now) {
             return None;
         }
+        Some(self.prepare_fenced_abort(now))
+    }
+
+    /// PrepareAbort with the epoch bumped, so the producer that ran the transaction is
+    /// fenced. The bump may take the last epoch (`i16::MAX`): the next InitProducerId then
+    /// rotates the producer id, as Kafka's `prepareFenceProducerEpoch` does.
+    fn prepare_fenced_abort(&self, now: i64) -> TransactionMetadata {
         let mut next = self.transit(TransactionState::PrepareAbort, now);
-        if !is_epoch_exhausted(self.producer_epoch) {
-            next.producer_epoch = self.producer_epoch + 1;
-        }
+        next.producer_epoch = self.producer_epoch.saturating_add(1);
         next.last_producer_epoch = NO_PRODUCER_EPOCH;
-        Some(next)
+        next
     }
 
     /// Whether the transaction is Ongoing for longer than its timeout.

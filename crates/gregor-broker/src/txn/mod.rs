@@ -17,6 +17,8 @@
 //! file I/O and wait for replication: call them from blocking threads. Deadlines (transaction
 //! timeouts, id expiration) are driven by [`TransactionCoordinator::tick`].
 
+#[cfg(test)]
+mod coordinator_tests;
 pub mod markers;
 pub mod metadata;
 pub mod producer_id;
@@ -117,7 +119,11 @@ impl TransactionCoordinator {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(partition = tp.partition, error = %e, "loading transactions failed")
+                    tracing::error!(
+                        partition = tp.partition,
+                        error = %e,
+                        "loading transactions failed"
+                    )
                 }
             }
         }
@@ -265,6 +271,9 @@ impl TransactionCoordinator {
         result: TransactionResult,
         now: i64,
     ) -> Result<(), ErrorCode> {
+        if transactional_id.is_empty() {
+            return Err(ErrorCode::INVALID_REQUEST);
+        }
         let (coordinator_epoch, txn) = self.coordinated(transactional_id)?;
         let mut m = txn.lock();
         if let Some(next) = m.prepare_end(producer_id, producer_epoch, result, now)? {

@@ -56,6 +56,12 @@ impl TransactionStateManager {
             replication_factor: config.log_replication_factor,
             min_insync_replicas: Some(config.log_min_isr),
             segment_bytes: config.log_segment_bytes,
+            // As Kafka creates it: a transaction's state must never come from a replica that
+            // missed acknowledged writes, and its small records are not worth compressing.
+            extra_configs: &[
+                ("unclean.leader.election.enable", "false"),
+                ("compression.type", "uncompressed"),
+            ],
         };
         TransactionStateManager {
             log: InternalTopic::new(spec, replicas, topics),
@@ -81,7 +87,7 @@ impl TransactionStateManager {
         self.partition_epoch(self.partition_for(transactional_id))
     }
 
-    fn partition_epoch(&self, partition: i32) -> Result<i32, ErrorCode> {
+    pub(super) fn partition_epoch(&self, partition: i32) -> Result<i32, ErrorCode> {
         match self.owned.lock().get(&partition) {
             Some(Ownership::Loaded { coordinator_epoch }) => Ok(*coordinator_epoch),
             Some(Ownership::Loading) => Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
@@ -191,7 +197,7 @@ impl TransactionStateManager {
             let id = match records::decode_key(key) {
                 Ok(id) => id,
                 Err(e) => {
-                    tracing::warn!(partition, error = %e, "skipping undecodable {TRANSACTION_STATE_TOPIC} key");
+                    tracing::warn!(partition, error = %e, "skipping an undecodable key");
                     return;
                 }
             };
@@ -203,7 +209,12 @@ impl TransactionStateManager {
                     loaded.insert(id.clone(), TransactionMetadata::from_record(&id, &v));
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(partition, transactional_id = id, error = %e, "skipping undecodable {TRANSACTION_STATE_TOPIC} value")
+                    tracing::warn!(
+                        partition,
+                        transactional_id = id,
+                        error = %e,
+                        "skipping an undecodable value"
+                    )
                 }
             }
         });

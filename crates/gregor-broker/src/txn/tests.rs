@@ -350,16 +350,15 @@ fn timed_out_transactions_abort_with_an_epoch_bump() {
         Err(ErrorCode::PRODUCER_FENCED)
     );
     assert!(initialised().prepare_timeout_abort(i64::MAX).is_none());
-    // With no epoch left, the abort keeps the epoch.
+    // An exhausted epoch is still bumped (to the last one); the next InitProducerId then
+    // rotates the producer id.
     let mut exhausted = m.clone();
     exhausted.producer_epoch = i16::MAX - 1;
-    assert_eq!(
-        exhausted
-            .prepare_timeout_abort(start + 30_001)
-            .unwrap()
-            .producer_epoch,
-        i16::MAX - 1
-    );
+    let fenced = exhausted.prepare_timeout_abort(start + 30_001).unwrap();
+    assert_eq!(fenced.producer_epoch, i16::MAX);
+    let done = fenced.prepare_complete(start + 30_002).unwrap();
+    let rotated = ready(init(&done, None));
+    assert_eq!((rotated.producer_id, rotated.producer_epoch), (200, 0));
 }
 
 #[test]
