@@ -14,16 +14,16 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from perf_broker import REPO, release_binary, start_broker
+from perf_broker import produce as send
+
 RECORDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 VALUE = b"x" * 1024
 
@@ -33,31 +33,13 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
-def start_broker(data):
-    subprocess.run(["cargo", "build", "-q", "--release", "-p", "gregor-cli"], cwd=REPO, check=True)
-    proc = subprocess.Popen([os.path.join(REPO, "target/release/gregor"), "broker",
-                             "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                             "--override", "log.dirs=" + data], stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        m = re.search(r"listening on PLAINTEXT://([^ ]+):(\d+)", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, "%s:%s" % m.groups()
-    raise SystemExit("broker did not start")
-
-
 def produce(bootstrap, topic, acks):
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                   "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
                   "queue.buffering.max.kbytes": 2_000_000, "compression.type": "none"})
     start = time.time()
     for _ in range(RECORDS):
-        while True:
-            try:
-                p.produce(topic, VALUE)
-                break
-            except BufferError:
-                p.poll(0.01)
+        send(p, topic, VALUE)
     p.flush(120)
     return time.time() - start
 
@@ -101,7 +83,7 @@ def latency(bootstrap, topic, rate=2000, seconds=10):
 def main():
     os.makedirs(os.path.join(REPO, "target", "tmp"), exist_ok=True)
     data = tempfile.mkdtemp(dir=os.path.join(REPO, "target", "tmp"))
-    proc, bootstrap = start_broker(data)
+    proc, bootstrap = start_broker(release_binary(), data)
     try:
         time.sleep(1)
         idle_rss = rss_kib(proc.pid)

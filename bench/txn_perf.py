@@ -23,14 +23,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from perf_broker import REPO, produce, release_binary, start_broker
+
 VALUE = b"x" * 1024
 BROKER_OVERRIDES = [
     "transaction.state.log.replication.factor=1",
@@ -41,19 +41,6 @@ COMMON = {"acks": "all", "linger.ms": 5, "batch.size": 1_000_000, "queue.bufferi
           "queue.buffering.max.kbytes": 2_000_000, "compression.type": "none"}
 
 
-def start_broker(binary, data):
-    args = [binary, "broker", "--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", "log.dirs=" + data]
-    for item in BROKER_OVERRIDES:
-        args += ["--override", item]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        m = re.search(r"listening on PLAINTEXT://([^ ]+):(\d+)", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, "%s:%s" % m.groups()
-    raise SystemExit("broker did not start")
-
-
 def send_all(p, topic, records, partitions, per_txn=None):
     """Produces `records` values round-robin over the partitions; with `per_txn`, inside
     transactions of that many records. Returns (seconds, commit latencies in ms)."""
@@ -62,12 +49,7 @@ def send_all(p, topic, records, partitions, per_txn=None):
     if per_txn:
         p.begin_transaction()
     for i in range(records):
-        while True:
-            try:
-                p.produce(topic, VALUE, partition=i % partitions)
-                break
-            except BufferError:
-                p.poll(0.01)
+        produce(p, topic, VALUE, partition=i % partitions)
         if per_txn and (i + 1) % per_txn == 0:
             t = time.perf_counter()
             p.commit_transaction(60)
@@ -154,18 +136,14 @@ def main():
     parser.add_argument("--data-dir", default=os.path.join(REPO, "target", "tmp"),
                         help="where the broker's data directory is made (default target/tmp)")
     args = parser.parse_args()
-    binary = args.binary
-    if not binary:
-        subprocess.run(["cargo", "build", "-q", "--release", "-p", "gregor-cli"], cwd=REPO, check=True)
-        binary = os.path.join(REPO, "target", "release", "gregor")
-    binary = os.path.abspath(binary)
+    binary = os.path.abspath(args.binary or release_binary())
     sizes = [int(s) for s in args.txn_sizes.split(",") if s]
     partition_counts = [int(s) for s in args.partitions.split(",") if s]
 
     os.makedirs(args.data_dir, exist_ok=True)
     data = tempfile.mkdtemp(dir=args.data_dir)
     load_before = os.getloadavg()[0]
-    proc, bootstrap = start_broker(binary, data)
+    proc, bootstrap = start_broker(binary, data, BROKER_OVERRIDES)
     rows, notes = [], []
     try:
         time.sleep(1)

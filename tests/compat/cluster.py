@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import threading
-import time
+
+from waits import wait_for
 
 READY = re.compile(r"ready: listening on PLAINTEXT://([^ ]+):(\d+)")
 
@@ -165,21 +166,14 @@ class Cluster:
         return admin.describe_cluster(request_timeout=10).result(timeout=15).controller.id
 
     def wait_for(self, condition, what, timeout=60, interval=0.2):
-        """Polls `condition()` (exceptions count as not yet) until it is truthy."""
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            try:
-                value = condition()
-                if value:
-                    return value
-            except Exception as e:  # noqa: BLE001 - a node may be down mid-check
-                last = e
-            time.sleep(interval)
-        tails = "\n".join(
+        """Polls `condition()` (exceptions count as not yet) until it is truthy (waits.py); on
+        timeout the error shows the end of every node's log."""
+        return wait_for(condition, what, timeout, interval, details=self.log_tails)
+
+    def log_tails(self):
+        return "\n".join(
             "--- node %d (%s):\n%s" % (n, "up" if node.alive() else "down", "".join(node.log[-25:]))
             for n, node in self.nodes.items())
-        raise AssertionError("timed out waiting for %s (last error: %r)\n%s" % (what, last, tails))
 
 
 def create(cluster, name, partitions, replication_factor=3, configs=None):

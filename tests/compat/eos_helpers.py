@@ -1,6 +1,6 @@
 """Helpers the exactly-once suites share (test_transactions.py, test_idempotence.py,
 test_cluster_transactions.py): broker settings, topic setup, reading a topic to its end under
-either isolation level, and polling waits.
+either isolation level, and polling waits (waits.py).
 
 Nothing here asserts wall-clock times: waits poll until a condition holds and fail only after a
 generous deadline."""
@@ -10,7 +10,7 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-DEADLINE = 60  # seconds any single wait may take before the test fails
+from waits import DEADLINE, wait_for
 
 # Broker settings (Kafka's keys) for a single-node broker running transactions.
 TXN_OVERRIDES = (
@@ -108,21 +108,6 @@ def by_partition(messages):
     for m in messages:
         out.setdefault(m.partition(), []).append(None if m.value() is None else m.value().decode())
     return out
-
-
-def wait_for(predicate, what, timeout=DEADLINE, interval=0.2):
-    """Polls `predicate()` (exceptions count as not yet) until it is truthy; returns its value."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - a broker may be between states
-            last = e
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
 
 
 def error_of(exc):

@@ -36,6 +36,15 @@ class Progress:
         self.consumer, self.topic, self.partitions = consumer, topic, partitions
         self.offsets = {}
 
+    def batches(self, size):
+        """Prints where the group stands before this worker's first commit ("resumed"), then
+        yields every non-empty batch (at most `size`) of messages the consumer reads, forever."""
+        self.committed([], word="resumed")
+        while True:
+            msgs = [m for m in self.consumer.consume(size, 1.0) if not m.error()]
+            if msgs:
+                yield msgs
+
     def committed(self, positions, word="committed"):
         for tp in positions:
             self.offsets[tp.partition] = tp.offset
@@ -44,6 +53,10 @@ class Progress:
             for tp in self.consumer.committed(missing, timeout=30):
                 self.offsets[tp.partition] = max(tp.offset, 0)
         say("%s %d" % (word, sum(self.offsets.values())))
+
+
+def all_input_partitions(args):
+    return [TopicPartition(args.input, p) for p in range(args.partitions)]
 
 
 def rewind(consumer):
@@ -93,13 +106,9 @@ def ctp(args):
     else:
         # No group membership: offsets are still committed to the group (generation -1), the
         # way a single EOS worker that owns all partitions runs.
-        consumer.assign([TopicPartition(args.input, p) for p in range(args.partitions)])
+        consumer.assign(all_input_partitions(args))
     progress = Progress(consumer, args.input, args.partitions)
-    progress.committed([], word="resumed")  # where the group stands before this worker's first commit
-    while True:
-        msgs = [m for m in consumer.consume(args.batch, 1.0) if not m.error()]
-        if not msgs:
-            continue
+    for msgs in progress.batches(args.batch):
         try:
             producer.begin_transaction()
             for m in msgs:
@@ -132,13 +141,9 @@ def ctp_at_least_once(args):
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 2, "acks": "all"})
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(args.input, p) for p in range(args.partitions)])
+    consumer.assign(all_input_partitions(args))
     progress = Progress(consumer, args.input, args.partitions)
-    progress.committed([], word="resumed")  # where the group stands before this worker's first commit
-    while True:
-        msgs = [m for m in consumer.consume(args.batch, 1.0) if not m.error()]
-        if not msgs:
-            continue
+    for msgs in progress.batches(args.batch):
         for m in msgs:
             producer.produce(args.output, key=m.key(), value=m.value() + b"-out", partition=m.partition())
         producer.flush(30)

@@ -1,7 +1,9 @@
 """Hand-encoded Kafka requests over a raw socket, for what no installed client lets a test do on
-purpose: produce a batch with a chosen producer id / epoch / sequence, and ask for a coordinator
-by key type. Fixed, non-flexible versions (request header v1), the ones librdkafka also sends:
-ApiVersions v0, Produce v3, InitProducerId v1, FindCoordinator v2.
+purpose: produce a batch with a chosen producer id / epoch / sequence, ask for a coordinator by
+key type, or send a group request with a wrong member id or generation. Shared by
+test_groups_protocol_errors.py (which adds the group requests) and the exactly-once suites.
+Fixed, non-flexible versions (request header v1), the ones librdkafka also sends: ApiVersions
+v0, Produce v3, InitProducerId v1, FindCoordinator v2.
 
 Record batches (magic v2, with the producer fields) are built with kafka-python's
 `DefaultRecordBatchBuilder`."""
@@ -9,16 +11,26 @@ Record batches (magic v2, with the producer fields) are built with kafka-python'
 import socket
 import struct
 
-PRODUCE, API_VERSIONS, FIND_COORDINATOR, INIT_PRODUCER_ID = 0, 18, 10, 22
+# API keys.
+PRODUCE, OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 0, 8, 9, 10
+JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
+API_VERSIONS, INIT_PRODUCER_ID = 18, 22
 
-# Kafka error codes the EOS suites look for.
+# Kafka error codes the raw-protocol tests look for.
 NONE = 0
-NOT_COORDINATOR = 16
+UNKNOWN_TOPIC_OR_PARTITION = 3
 COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+ILLEGAL_GENERATION = 22
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 DUPLICATE_SEQUENCE_NUMBER = 46
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
+MEMBER_ID_REQUIRED = 79
 PRODUCER_FENCED = 90
 
 
@@ -78,13 +90,20 @@ class Reader:
     def i64(self):
         return self.take(">q")
 
-    def string(self):
-        n = self.i16()
+    def raw(self, n):
+        """The next `n` bytes (None if `n` is negative: a null)."""
         if n < 0:
             return None
-        s = self.data[self.pos:self.pos + n].decode()
+        b = self.data[self.pos:self.pos + n]
         self.pos += n
-        return s
+        return b
+
+    def string(self):
+        b = self.raw(self.i16())
+        return None if b is None else b.decode()
+
+    def blob(self):
+        return self.raw(self.i32())
 
     def array(self, decode):
         n = self.i32()
@@ -107,8 +126,9 @@ def record_batch(values, producer_id=-1, producer_epoch=-1, base_sequence=-1, tr
 
 
 class Connection:
-    """One TCP connection to a broker; `call` sends a request and returns a Reader over the
-    response body (after the correlation id)."""
+    """One TCP connection to a broker (the first address of `bootstrap`); `call` sends a request
+    (header v1, with `client_id`) and returns a Reader over the response body (after the
+    correlation id)."""
 
     def __init__(self, bootstrap, client_id="gregor-eos-test", timeout=60):
         host, port = bootstrap.split(",")[0].rsplit(":", 1)
@@ -160,7 +180,7 @@ class Connection:
         r.done()
         return out
 
-    def find_coordinator(self, key, key_type):
+    def find_coordinator(self, key, key_type=0):
         """FindCoordinator v2 (key_type 0 = group, 1 = transaction)."""
         r = self.call(FIND_COORDINATOR, 2, string(key) + i8(key_type))
         out = dict(throttle=r.i32(), error=r.i16(), message=r.string(), node=r.i32(), host=r.string(),

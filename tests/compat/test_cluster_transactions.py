@@ -101,15 +101,12 @@ class TxnDriver(threading.Thread):
                 "topic.metadata.refresh.interval.ms": 1000,
             })
             for _ in range(20):
-                try:
-                    producer.init_transactions(30)
+                failed, err = self.attempt(0, "init", lambda: producer.init_transactions(30))
+                if not failed:
                     return producer
-                except KafkaException as e:
-                    err = error_of(e)
-                    self.note(0, "init", err)
-                    if err is None or err.fatal():
-                        break
-                    time.sleep(0.5)  # retriable (coordinator moving, loading, concurrent txns)
+                if err is None or err.fatal():
+                    break
+                time.sleep(0.5)  # retriable (coordinator moving, loading, concurrent txns)
             self.retired.append(producer)
         raise RuntimeError("init_transactions kept failing: %r" % self.events[-10:])
 
@@ -117,20 +114,28 @@ class TxnDriver(threading.Thread):
         self.events.append((n, where, err.name() if err else None, bool(err and err.fatal()),
                             bool(err and err.txn_requires_abort()), bool(err and err.retriable())))
 
+    def attempt(self, n, where, call):
+        """Runs `call()`: (None, None) if it returned, else (the KafkaException it raised, its
+        KafkaError), noted as transaction `n` failing at `where`."""
+        try:
+            call()
+            return None, None
+        except KafkaException as e:
+            err = error_of(e)
+            self.note(n, where, err)
+            return e, err
+
     def commit(self, producer, n):
         """True once committed; False if it must be aborted; raises if fatal / unresolved."""
         for _ in range(20):
-            try:
-                producer.commit_transaction(30)
+            failed, err = self.attempt(n, "commit", lambda: producer.commit_transaction(30))
+            if not failed:
                 return True
-            except KafkaException as e:
-                err = error_of(e)
-                self.note(n, "commit", err)
-                if err is not None and err.txn_requires_abort() and not err.fatal():
-                    return False
-                if err is not None and err.retriable() and not err.fatal():
-                    continue  # librdkafka: call commit_transaction again
-                raise
+            if err is not None and err.txn_requires_abort() and not err.fatal():
+                return False
+            if err is not None and err.retriable() and not err.fatal():
+                continue  # librdkafka: call commit_transaction again
+            raise failed
         raise RuntimeError("commit of transaction %d kept failing" % n)
 
     def run(self):
@@ -172,11 +177,9 @@ class TxnDriver(threading.Thread):
                 else:
                     self.not_committed.add(n)
                 if err is not None and err.txn_requires_abort() and not err.fatal():
-                    try:
-                        producer.abort_transaction(30)
+                    failed, _ = self.attempt(n, "abort", lambda: producer.abort_transaction(30))
+                    if not failed:
                         continue
-                    except KafkaException as again:
-                        self.note(n, "abort", error_of(again))
                 # Fatal (fenced, epoch bumped by a timeout...) or stuck: start over, as an
                 # application would. init_transactions resolves the open transaction. (The old
                 # instance is kept, not destroyed here: that can wait on a dead broker.)

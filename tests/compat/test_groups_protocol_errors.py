@@ -1,111 +1,19 @@
 """The group coordinator's answers to bad input, over a raw socket with hand-encoded requests
-(FindCoordinator v2, JoinGroup v5, SyncGroup v3, Heartbeat v3, LeaveGroup v3, OffsetCommit v7,
-OffsetFetch v5: the non-flexible versions librdkafka also uses). A member we drive by hand
-makes the group Stable; then requests with an unknown member id, a wrong generation or bad
-arguments get Kafka's error codes and change nothing."""
-
-import socket
-import struct
+(kafka_wire.py; FindCoordinator v2, JoinGroup v5, SyncGroup v3, Heartbeat v3, LeaveGroup v3,
+OffsetCommit v7, OffsetFetch v5: the non-flexible versions librdkafka also uses). A member we
+drive by hand makes the group Stable; then requests with an unknown member id, a wrong
+generation or bad arguments get Kafka's error codes and change nothing."""
 
 import pytest
 
+import kafka_wire
 from group_helpers import GROUP_OVERRIDES, create_topic, produce
+from kafka_wire import (HEARTBEAT, ILLEGAL_GENERATION, INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, JOIN_GROUP,
+                        LEAVE_GROUP, MEMBER_ID_REQUIRED, NONE, OFFSET_COMMIT, OFFSET_FETCH, REBALANCE_IN_PROGRESS,
+                        SYNC_GROUP, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, array, blob, i16, i32, i64,
+                        string)
 
 pytestmark = pytest.mark.broker_overrides(*GROUP_OVERRIDES)
-
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-ILLEGAL_GENERATION = 22
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-MEMBER_ID_REQUIRED = 79
-
-FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
-OFFSET_COMMIT, OFFSET_FETCH = 8, 9
-
-
-# --- encoding (classic, non-flexible request formats) -------------------------------------
-
-def i8(v):
-    return struct.pack(">b", v)
-
-
-def i16(v):
-    return struct.pack(">h", v)
-
-
-def i32(v):
-    return struct.pack(">i", v)
-
-
-def i64(v):
-    return struct.pack(">q", v)
-
-
-def string(s):
-    if s is None:
-        return i16(-1)
-    b = s.encode()
-    return i16(len(b)) + b
-
-
-def blob(b):
-    if b is None:
-        return i32(-1)
-    return i32(len(b)) + b
-
-
-def array(items, encode):
-    if items is None:
-        return i32(-1)
-    return i32(len(items)) + b"".join(encode(x) for x in items)
-
-
-class Reader:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt):
-        (value,) = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return value
-
-    def i8(self):
-        return self.take(">b")
-
-    def i16(self):
-        return self.take(">h")
-
-    def i32(self):
-        return self.take(">i")
-
-    def i64(self):
-        return self.take(">q")
-
-    def string(self):
-        n = self.i16()
-        if n < 0:
-            return None
-        s = self.data[self.pos:self.pos + n].decode()
-        self.pos += n
-        return s
-
-    def blob(self):
-        n = self.i32()
-        if n < 0:
-            return None
-        b = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def array(self, decode):
-        n = self.i32()
-        return None if n < 0 else [decode(self) for _ in range(n)]
-
-    def done(self):
-        assert self.pos == len(self.data), "%d bytes left over" % (len(self.data) - self.pos)
 
 
 def subscription(topics):
@@ -119,41 +27,11 @@ def assignment(topic_partitions):
                           lambda tp: string(tp[0]) + array(tp[1], i32)) + blob(b"")
 
 
-class Connection:
+class Connection(kafka_wire.Connection):
+    """kafka_wire's connection (client id "raw-group-test") plus the classic group requests."""
+
     def __init__(self, bootstrap):
-        host, port = bootstrap.split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=60)
-        self.correlation = 0
-
-    def call(self, api_key, version, body):
-        """Sends one request (header v1) and returns a Reader over the response body."""
-        self.correlation += 1
-        frame = i16(api_key) + i16(version) + i32(self.correlation) + string("raw-group-test") + body
-        self.sock.sendall(i32(len(frame)) + frame)
-        size = struct.unpack(">i", self._read(4))[0]
-        data = self._read(size)
-        reader = Reader(data)
-        assert reader.i32() == self.correlation
-        return reader
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            assert chunk, "connection closed by the broker"
-            data += chunk
-        return data
-
-    def close(self):
-        self.sock.close()
-
-    # --- the requests ---
-
-    def find_coordinator(self, group):
-        r = self.call(FIND_COORDINATOR, 2, string(group) + i8(0))
-        out = dict(throttle=r.i32(), error=r.i16(), message=r.string(), node=r.i32(), host=r.string(), port=r.i32())
-        r.done()
-        return out
+        super().__init__(bootstrap, client_id="raw-group-test")
 
     def join(self, group, member_id, topics=("raw",), session_ms=30000, rebalance_ms=30000, instance=None):
         protocols = [("range", subscription(list(topics)))]

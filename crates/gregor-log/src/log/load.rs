@@ -148,7 +148,8 @@ impl Log {
         }
         leader_epochs.truncate_from_end(log_end_offset)?;
         leader_epochs.truncate_from_start(log_start_offset)?;
-        let (producers, aborted) = super::producers::load(&dir, &segments, log_end_offset)?;
+        let (producers, aborted) =
+            super::producers::load(&dir, &segments, log_end_offset, options.had_clean_shutdown)?;
         let pending = PendingSync::new(active_segment(&segments), log_end_offset, options.now_ms);
         let log = Log {
             topic_partition,

@@ -94,7 +94,7 @@ impl Log {
         for offset in snapshot::list(&self.dir)?.range(end + 1..) {
             snapshot::delete(&self.dir, *offset)?;
         }
-        state.producers = rebuild(&self.dir, &state.segments, end, &mut state.aborted)?;
+        state.producers = rebuild(&self.dir, &state.segments, end, None, &mut state.aborted)?;
         Ok(())
     }
 
@@ -116,10 +116,15 @@ impl Log {
 /// Loads the producer state and aborted transactions of a log ending at `end`: the aborts
 /// from every segment's `.txnindex`, the producers from the newest usable snapshot plus the
 /// batches after it. Snapshots past `end` (from before a truncation or torn tail) go.
+///
+/// A log without any snapshot that was shut down cleanly was written before producer state
+/// was kept (an upgrade): as Kafka does, only its last two segments are read, so opening a
+/// large old log does not mean reading all of it. After a crash everything is read.
 pub(super) fn load(
     dir: &Path,
     segments: &BTreeMap<i64, LogSegment>,
     end: i64,
+    had_clean_shutdown: bool,
 ) -> Result<(ProducerStateManager, Vec<AbortedTxn>)> {
     let mut aborted = Vec::new();
     for segment in segments.values() {
@@ -129,23 +134,30 @@ pub(super) fn load(
     aborted.retain(|t| t.last_offset < end);
     aborted.sort_by_key(|t| t.last_offset);
     aborted.dedup_by_key(|t| t.last_offset);
-    for offset in snapshot::list(dir)?.range(end + 1..) {
+    let snapshots = snapshot::list(dir)?;
+    for offset in snapshots.range(end + 1..) {
         snapshot::delete(dir, *offset)?;
     }
-    let producers = rebuild(dir, segments, end, &mut aborted)?;
+    let from = if had_clean_shutdown && snapshots.range(..=end).next().is_none() {
+        segments.keys().rev().nth(1).copied()
+    } else {
+        None
+    };
+    let producers = rebuild(dir, segments, end, from, &mut aborted)?;
     Ok((producers, aborted))
 }
 
-/// The producer state at `end`: the newest readable snapshot at or below it, then every batch
-/// from there to `end`. Aborts seen on the way that `aborted` lacks are added to it and to
-/// their segment's `.txnindex`.
+/// The producer state at `end`: the newest readable snapshot at or below it (or nothing,
+/// reading from `start` when given), then every batch from there to `end`. Aborts seen on the
+/// way that `aborted` lacks are added to it and to their segment's `.txnindex`.
 fn rebuild(
     dir: &Path,
     segments: &BTreeMap<i64, LogSegment>,
     end: i64,
+    start: Option<i64>,
     aborted: &mut Vec<AbortedTxn>,
 ) -> Result<ProducerStateManager> {
-    let first_base = segments.keys().next().copied().unwrap_or(0);
+    let first_base = start.unwrap_or_else(|| segments.keys().next().copied().unwrap_or(0));
     let mut start = (ProducerStateManager::default(), first_base);
     for &offset in snapshot::list(dir)?.range(..=end).rev() {
         match snapshot::read(dir, offset) {
