@@ -127,7 +127,6 @@ impl TransactionMarkerChannelManager {
                     }
                     Err(e) => {
                         tracing::debug!(%address, error = %e, "cannot send transaction markers");
-                        self.channel.forget(&address).await;
                     }
                 }
             }
@@ -146,7 +145,6 @@ impl TransactionMarkerChannelManager {
         markers: &TxnMarkers,
         partitions: &[(String, i32)],
     ) -> Result<Vec<((String, i32), ErrorCode)>, ClientError> {
-        let conn = self.channel.connection(address).await?;
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in partitions {
             topics.entry(topic).or_default().push(*partition);
@@ -168,12 +166,10 @@ impl TransactionMarkerChannelManager {
             );
         let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
         // The leader waits for its replicas before it answers.
-        let response = tokio::time::timeout(
-            self.channel.timeout(),
-            conn.send_at(&request, WRITE_TXN_MARKERS_VERSION),
-        )
-        .await
-        .map_err(|_| ClientError::Protocol("WriteTxnMarkers timed out".into()))??;
+        let response = self
+            .channel
+            .send_at(address, &request, WRITE_TXN_MARKERS_VERSION)
+            .await?;
         Ok(response
             .markers
             .iter()
