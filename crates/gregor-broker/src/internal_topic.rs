@@ -441,18 +441,10 @@ mod tests {
     #[test]
     fn appends_and_replays_data_and_markers_with_their_producers() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = BrokerConfig {
+        let (runtime, node) = crate::node::start_on_own_runtime(BrokerConfig {
             log_dirs: vec![dir.path().to_path_buf()],
             ..BrokerConfig::default()
-        };
-        let node = runtime
-            .block_on(crate::node::Node::start(config, Vec::new()))
-            .unwrap();
+        });
         let broker = Arc::clone(&node.broker);
         let topic = runtime.block_on(async {
             InternalTopic::new(

@@ -599,6 +599,21 @@ async fn every<F: Future<Output = ()>>(
     }
 }
 
+/// Starts a node with `config` on a runtime of its own, for tests that drive the node's parts
+/// from blocking code as the broker does (the runtime must outlive the node).
+#[cfg(test)]
+pub(crate) fn start_on_own_runtime(config: BrokerConfig) -> (tokio::runtime::Runtime, Node) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test runtime");
+    let node = runtime
+        .block_on(Node::start(config, Vec::new()))
+        .expect("the node starts");
+    (runtime, node)
+}
+
 /// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's
 /// blocking pool, so the async threads keep serving other connections meanwhile.
 pub(crate) async fn blocking<T: Send + 'static>(
