@@ -10,6 +10,7 @@ use gregor_client::connection::BrokerConnection;
 use gregor_client::error::ClientError;
 use gregor_metadata::MetadataImage;
 use gregor_metadata::records::BrokerId;
+use kafka_protocol::protocol::Request;
 
 /// Connections to other brokers, by address.
 pub struct BrokerChannel {
@@ -41,8 +42,35 @@ impl BrokerChannel {
             .map(|e| format!("{}:{}", e.host, e.port))
     }
 
+    /// Sends `request` at `version` to the broker at `address` and waits for its answer at
+    /// most the per-request timeout. After a failure the connection is forgotten, so the next
+    /// request reconnects.
+    pub async fn send_at<R: Request>(
+        &self,
+        address: &str,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let answer = async {
+            let conn = self.connection(address).await?;
+            tokio::time::timeout(self.timeout, conn.send_at(request, version))
+                .await
+                .map_err(|_| {
+                    ClientError::Timeout(
+                        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                        format!("waiting for {address}"),
+                    )
+                })?
+        }
+        .await;
+        if answer.is_err() {
+            self.connections.lock().await.remove(address);
+        }
+        answer
+    }
+
     /// The connection to `address`, opened if there is none or it broke.
-    pub async fn connection(&self, address: &str) -> Result<Arc<BrokerConnection>, ClientError> {
+    async fn connection(&self, address: &str) -> Result<Arc<BrokerConnection>, ClientError> {
         let mut connections = self.connections.lock().await;
         if let Some(conn) = connections.get(address).filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(conn));
@@ -50,15 +78,5 @@ impl BrokerChannel {
         let conn = BrokerConnection::connect(address, &self.client_id, self.timeout).await?;
         connections.insert(address.to_string(), Arc::clone(&conn));
         Ok(conn)
-    }
-
-    /// Forgets the connection to `address` after a failure, so the next use reconnects.
-    pub async fn forget(&self, address: &str) {
-        self.connections.lock().await.remove(address);
-    }
-
-    /// The per-request timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 }

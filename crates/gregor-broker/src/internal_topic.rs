@@ -22,7 +22,7 @@ use gregor_protocol::batch::{
     BatchIter, Compression, ControlRecordType, EndTransactionMarker, Record, RecordBatchBuilder,
 };
 
-use crate::replica::{AppendError, ReplicaManager};
+use crate::replica::ReplicaManager;
 use crate::topics::TopicRegistry;
 
 /// How long a write may wait for the in-sync replicas (Kafka's `offsets.commit.timeout.ms`
@@ -79,6 +79,19 @@ pub enum InternalTopicError {
         /// Why.
         code: ErrorCode,
     },
+    /// The log refused a transactional write for the producer's sake (a fenced epoch, a
+    /// transaction in the wrong state): the client is told why.
+    #[error("{topic}-{partition}: {message}")]
+    Refused {
+        /// The topic.
+        topic: &'static str,
+        /// The partition.
+        partition: i32,
+        /// The producer's error.
+        code: ErrorCode,
+        /// What the log said.
+        message: String,
+    },
     /// The log refused the append or read.
     #[error("{topic}-{partition}: {message}")]
     Log {
@@ -93,10 +106,12 @@ pub enum InternalTopicError {
 
 impl InternalTopicError {
     /// What a client is told: `NOT_COORDINATOR` when it should look for the new coordinator,
-    /// else the coordinator cannot serve it right now.
+    /// the producer's error when its write was refused, else the coordinator cannot serve it
+    /// right now.
     pub fn error_code(&self) -> ErrorCode {
         match self {
             InternalTopicError::NotLeader { .. } => ErrorCode::NOT_COORDINATOR,
+            InternalTopicError::Refused { code, .. } => *code,
             _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
         }
     }
@@ -130,6 +145,8 @@ pub enum Replayed<'a> {
         key: &'a [u8],
         /// The value, `None` for a tombstone.
         value: Option<&'a [u8]>,
+        /// The record's offset in the partition (a coordinator may order writes by it).
+        offset: i64,
         /// The batch's producer id (-1 for none).
         producer_id: i64,
         /// Whether the batch is part of a transaction.
@@ -222,17 +239,20 @@ impl InternalTopic {
         }
     }
 
-    /// Appends `records` to `partition` as one batch (for `producer`'s transaction, if given)
-    /// and waits until every in-sync replica has them. Blocks: call from a blocking thread.
+    /// Appends `records` to `partition` as one batch and waits until every in-sync replica has
+    /// them; `producer` names the producer whose transaction the batch belongs to (a
+    /// transactional offset commit), which Kafka marks on the batch so the transaction's marker
+    /// settles it. Returns the offset of the first record (the others follow it one by one),
+    /// `None` when there was nothing to write. Blocks: call from a blocking thread.
     pub fn append(
         &self,
         partition: i32,
         records: &[InternalRecord],
         producer: Option<TransactionalProducer>,
         now_ms: i64,
-    ) -> Result<(), InternalTopicError> {
+    ) -> Result<Option<i64>, InternalTopicError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         self.ensure_created()?;
         let topic = self.spec.name;
@@ -249,8 +269,9 @@ impl InternalTopic {
         };
         let mut builder = RecordBatchBuilder::new(0, Compression::None);
         if let Some(p) = producer {
+            // Kafka's coordinator writes its transactional batches with sequence 0.
             builder = builder
-                .producer(p.producer_id, p.producer_epoch, -1)
+                .producer(p.producer_id, p.producer_epoch, 0)
                 .transactional(true);
         }
         for (i, record) in records.iter().enumerate() {
@@ -264,6 +285,8 @@ impl InternalTopic {
         }
         let mut batch = builder.build().map_err(|e| failed(&e))?;
         let min_insync = self.replicas.min_insync_replicas(topic);
+        // Transactional writes are checked against the producer's epoch (a fenced producer's
+        // write is refused), but carry no sequence of the producer's own.
         let origin = if producer.is_some() {
             AppendOrigin::Coordinator
         } else {
@@ -271,9 +294,17 @@ impl InternalTopic {
         };
         let (info, epoch) = leader
             .append_as_leader(&mut batch, -1, min_insync, origin, now_ms)
-            .map_err(|e| match e {
-                AppendError::NotLeader => not_leader(),
-                e => failed(&e),
+            .map_err(|e| match e.error_code() {
+                ErrorCode::NOT_LEADER_OR_FOLLOWER => not_leader(),
+                code @ (ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::INVALID_TXN_STATE) => {
+                    InternalTopicError::Refused {
+                        topic,
+                        partition,
+                        code,
+                        message: e.to_string(),
+                    }
+                }
+                _ => failed(&e),
             })?;
         leader
             .log()
@@ -296,7 +327,8 @@ impl InternalTopic {
                     partition,
                     code,
                 },
-            })
+            })?;
+        Ok(Some(info.first_offset))
     }
 
     /// The leader epoch of `partition` while this broker leads it (a coordinator's epoch).
@@ -359,6 +391,7 @@ impl InternalTopic {
                     visit(Replayed::Data {
                         key,
                         value: record.value.as_deref(),
+                        offset: record.offset(batch.base_offset()),
                         producer_id,
                         transactional: attributes.is_transactional(),
                     });
@@ -401,25 +434,17 @@ mod tests {
     /// What a replay visit saw, owned.
     #[derive(Debug, PartialEq)]
     enum Seen {
-        Data(Vec<u8>, Option<Vec<u8>>, i64, bool),
+        Data(Vec<u8>, Option<Vec<u8>>, i64, i64, bool),
         Marker(i64, bool),
     }
 
     #[test]
     fn appends_and_replays_data_and_markers_with_their_producers() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = BrokerConfig {
+        let (runtime, node) = crate::node::start_on_own_runtime(BrokerConfig {
             log_dirs: vec![dir.path().to_path_buf()],
             ..BrokerConfig::default()
-        };
-        let node = runtime
-            .block_on(crate::node::Node::start(config, Vec::new()))
-            .unwrap();
+        });
         let broker = Arc::clone(&node.broker);
         let topic = runtime.block_on(async {
             InternalTopic::new(
@@ -447,7 +472,10 @@ mod tests {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
                 loop {
                     match topic.append(1, &[record(b"a", Some(b"1"))], None, T0) {
-                        Ok(()) => break,
+                        Ok(first) => {
+                            assert_eq!(first, Some(0));
+                            break;
+                        }
                         Err(InternalTopicError::NotLeader { .. })
                             if std::time::Instant::now() < deadline =>
                         {
@@ -482,7 +510,7 @@ mod tests {
                     producer_id: 42,
                     producer_epoch: 3,
                 };
-                topic
+                let first = topic
                     .append(
                         1,
                         &[record(b"b", Some(b"2")), record(b"a", None)],
@@ -490,6 +518,8 @@ mod tests {
                         T0,
                     )
                     .unwrap();
+                assert_eq!(first, Some(1), "the first record's offset");
+                assert_eq!(topic.append(1, &[], Some(producer), T0).unwrap(), None);
                 // A commit marker for producer 42, as a partition leader writes it (placed
                 // straight into the log: producers may not append control batches).
                 let leader = broker
@@ -528,11 +558,13 @@ mod tests {
                             Replayed::Data {
                                 key,
                                 value,
+                                offset,
                                 producer_id,
                                 transactional,
                             } => Seen::Data(
                                 key.to_vec(),
                                 value.map(<[u8]>::to_vec),
+                                offset,
                                 producer_id,
                                 transactional,
                             ),
@@ -552,9 +584,9 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                Seen::Data(b"a".to_vec(), Some(b"1".to_vec()), -1, false),
-                Seen::Data(b"b".to_vec(), Some(b"2".to_vec()), 42, true),
-                Seen::Data(b"a".to_vec(), None, 42, true),
+                Seen::Data(b"a".to_vec(), Some(b"1".to_vec()), 0, -1, false),
+                Seen::Data(b"b".to_vec(), Some(b"2".to_vec()), 1, 42, true),
+                Seen::Data(b"a".to_vec(), None, 2, 42, true),
                 Seen::Marker(42, true),
             ]
         );

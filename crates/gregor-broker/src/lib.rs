@@ -32,6 +32,7 @@ mod internal_topic;
 mod lifecycle;
 mod meta_properties;
 mod node;
+mod record_reader;
 mod replica;
 mod server;
 mod topics;

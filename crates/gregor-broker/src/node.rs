@@ -125,6 +125,12 @@ impl Node {
             Arc::clone(&topics),
             config.cluster.offsets_topic_replication_factor,
         ));
+        // One set of inter-broker connections for transaction markers and KIP-890 verification.
+        let channel = Arc::new(BrokerChannel::new(
+            replica_config(&config).inter_broker_listener,
+            format!("gregor-broker-{}", config.node_id),
+            INTER_BROKER_TIMEOUT,
+        ));
         let txn = Arc::new(TransactionCoordinator::new(
             config.transaction.clone(),
             TransactionStateManager::new(
@@ -142,15 +148,9 @@ impl Node {
                     let replicas = Arc::clone(&replicas);
                     Box::new(move || replicas.image())
                 },
-                replica_config(&config).inter_broker_listener,
-                config.node_id,
+                Arc::clone(&channel),
                 MARKER_RETRY_BACKOFF,
             ),
-        ));
-        let channel = Arc::new(BrokerChannel::new(
-            replica_config(&config).inter_broker_listener,
-            format!("gregor-broker-{}", config.node_id),
-            INTER_BROKER_TIMEOUT,
         ));
         let verifier = Arc::new(TransactionVerifier::new(
             Arc::clone(&txn),
@@ -481,18 +481,13 @@ async fn import_legacy_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
 
 /// Kafka's `isr-expiration` task: every half `replica.lag.time.max.ms`, leaders drop
 /// followers that stopped catching up.
-async fn isr_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+async fn isr_expiry(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     let period =
         Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(10) as u64);
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        broker.replicas.shrink_isrs(now_ms());
-    }
+    every(period, stop, || async {
+        broker.replicas.shrink_isrs(now_ms())
+    })
+    .await;
 }
 
 /// The log manager's periodic work, as Kafka's scheduler runs it: retention (time, size, log
@@ -506,13 +501,7 @@ async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::
         _ = applied.changed() => {}
         _ = stop.changed() => return,
     }
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
+    every(interval, stop, || async {
         let logs = Arc::clone(&broker.logs);
         let replicas = Arc::clone(&broker.replicas);
         let pass = tokio::task::spawn_blocking(move || {
@@ -528,22 +517,17 @@ async fn housekeeping(broker: Arc<Broker>, interval: Duration, mut stop: watch::
             Err(e) => tracing::error!(error = %e, "log housekeeping panicked"),
             Ok(Ok(())) => {}
         }
-    }
+    })
+    .await;
 }
 
 /// Forgets idle producers (`producer.id.expiration.ms`) every
 /// `producer.id.expiration.check.interval.ms`, as Kafka's `PeriodicProducerExpirationCheck`.
-async fn producer_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+async fn producer_expiry(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     let expiration_ms = broker.config.producer_id_expiration_ms;
     let interval =
         Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms as u64);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
+    every(interval, stop, || async {
         let logs = Arc::clone(&broker.logs);
         let expired = tokio::task::spawn_blocking(move || {
             let now = now_ms();
@@ -557,7 +541,8 @@ async fn producer_expiry(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 tracing::debug!(expired = n, "forgot idle producers");
             }
         }
-    }
+    })
+    .await;
 }
 
 /// How often group deadlines (sessions, rebalance timeouts, delays) are checked: their
@@ -567,16 +552,11 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 /// Drives the group coordinator's deadlines on the wall clock. Started with the client
 /// listeners (the deadlines concern clients), not by the node itself, so tests can drive
 /// the coordinator on their own clock.
-pub(crate) async fn group_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(GROUP_TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        blocking(&broker, |b| b.groups.tick(now_ms())).await;
-    }
+pub(crate) async fn group_ticks(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    every(GROUP_TICK, stop, || {
+        blocking(&broker, |b| b.groups.tick(now_ms()))
+    })
+    .await;
 }
 
 /// How long a request to another broker may take (Kafka's `request.timeout.ms` default).
@@ -593,16 +573,45 @@ const TXN_TICK: Duration = Duration::from_millis(500);
 
 /// Drives the transaction coordinator's deadlines: aborting transactions past their timeout
 /// and removing expired transactional ids.
-async fn txn_ticks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(TXN_TICK);
+async fn txn_ticks(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    every(TXN_TICK, stop, || {
+        blocking(&broker, |b| b.txn.tick(now_ms()))
+    })
+    .await;
+}
+
+/// Runs `work` every `period` until `stop` changes: the loop of the broker's periodic tasks,
+/// as Kafka's scheduler runs them (a late run delays the next tick rather than bunching them
+/// up). The first run is immediate.
+async fn every<F: Future<Output = ()>>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut work: impl FnMut() -> F,
+) {
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        blocking(&broker, |b| b.txn.tick(now_ms())).await;
+        work().await;
     }
+}
+
+/// Starts a node with `config` on a runtime of its own, for tests that drive the node's parts
+/// from blocking code as the broker does (the runtime must outlive the node).
+#[cfg(test)]
+pub(crate) fn start_on_own_runtime(config: BrokerConfig) -> (tokio::runtime::Runtime, Node) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test runtime");
+    let node = runtime
+        .block_on(Node::start(config, Vec::new()))
+        .expect("the node starts");
+    (runtime, node)
 }
 
 /// Runs a handler that does file I/O (appends, fsyncs, reads, directory changes) on tokio's

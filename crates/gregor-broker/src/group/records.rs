@@ -31,6 +31,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
+use crate::record_reader::{MAX_STRING_LEN, ReadError, Reader};
+
 /// Key version of an offset commit key written by Kafka before 0.10.1 (same layout as 1).
 const OFFSET_COMMIT_KEY_V0: i16 = 0;
 /// Key version Gregor (like Kafka) writes for offset commits.
@@ -64,9 +66,6 @@ const CLASSIC_FIRST_FLEXIBLE: i16 = 4;
 /// The only value version of the KIP-848 records (all flexible).
 const CONSUMER_VALUE_VERSION: i16 = 0;
 
-/// The longest string Kafka's generated readers accept (`0x7fff` bytes), compact or not.
-const MAX_STRING_LEN: usize = i16::MAX as usize;
-
 /// Member states stored in [`ConsumerAssignmentValue::state`], with Kafka's numbering.
 ///
 /// They are plain constants rather than an enum because the field must round-trip whatever a
@@ -86,46 +85,9 @@ pub mod member_state {
 /// silently corrupt group state; encoding errors reject the request that asked for the write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
-    /// The bytes ended in the middle of a field.
-    #[error("record truncated while reading {field}")]
-    Truncated {
-        /// The field being read.
-        field: &'static str,
-    },
-    /// A length or count is negative (other than a null marker) or larger than allowed.
-    #[error("invalid length {length} for {field}")]
-    InvalidLength {
-        /// The field being read.
-        field: &'static str,
-        /// The length found.
-        length: i64,
-    },
-    /// A field that may not be null is null.
-    #[error("{field} is null but is not nullable")]
-    UnexpectedNull {
-        /// The field being read.
-        field: &'static str,
-    },
-    /// A string field is not valid UTF-8.
-    #[error("{field} is not valid UTF-8")]
-    InvalidUtf8 {
-        /// The field being read.
-        field: &'static str,
-    },
-    /// An unsigned varint runs past five bytes or past 32 bits.
-    #[error("malformed varint in {field}")]
-    InvalidVarint {
-        /// The field being read.
-        field: &'static str,
-    },
-    /// Bytes remain after the struct ended: the record is not what its version says.
-    #[error("{count} unexpected bytes after {what}")]
-    TrailingBytes {
-        /// The key or value concerned.
-        what: &'static str,
-        /// How many bytes were left over.
-        count: usize,
-    },
+    /// The bytes do not hold what the schema says.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The key version names no record type Kafka defines. Kafka's own loader logs such
     /// records and skips them (they may be left by an aborted upgrade); the caller may do the
     /// same by matching this variant.
@@ -933,175 +895,6 @@ fn put_array_len(
     Ok(())
 }
 
-/// A bounds-checked cursor over a record's bytes: every read fails cleanly at the end.
-struct Reader<'a> {
-    /// The bytes not read yet.
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// Starts reading `buf` from its first byte.
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-
-    /// Takes the next `n` bytes.
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
-        if n > self.buf.len() {
-            return Err(RecordError::Truncated { field });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    /// Takes the next `N` bytes as an array.
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    /// Reads an `int8`.
-    fn i8(&mut self, field: &'static str) -> Result<i8, RecordError> {
-        Ok(i8::from_be_bytes(self.array(field)?))
-    }
-
-    /// Reads a big-endian `int16`.
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-
-    /// Reads a big-endian `int32`.
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-
-    /// Reads a big-endian `int64`.
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
-
-    /// Reads a 16-byte UUID.
-    fn uuid(&mut self, field: &'static str) -> Result<Uuid, RecordError> {
-        Ok(Uuid::from_bytes(self.array(field)?))
-    }
-
-    /// Reads an unsigned varint of at most 32 bits (five bytes).
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, RecordError> {
-        let mut value: u64 = 0;
-        for i in 0..5 {
-            let [byte] = self.array::<1>(field)?;
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return u32::try_from(value).map_err(|_| RecordError::InvalidVarint { field });
-            }
-        }
-        Err(RecordError::InvalidVarint { field })
-    }
-
-    /// Reads a length prefix: `None` for null, else a length no larger than what remains
-    /// divided by `min_size` (the least bytes one unit can take), so callers may reserve it.
-    fn length(
-        &mut self,
-        flexible: bool,
-        wide: bool,
-        min_size: usize,
-        field: &'static str,
-    ) -> Result<Option<usize>, RecordError> {
-        let raw: i64 = if flexible {
-            i64::from(self.uvarint(field)?) - 1
-        } else if wide {
-            i64::from(self.i32(field)?)
-        } else {
-            i64::from(self.i16(field)?)
-        };
-        if raw == -1 {
-            return Ok(None);
-        }
-        let len =
-            usize::try_from(raw).map_err(|_| RecordError::InvalidLength { field, length: raw })?;
-        if len.saturating_mul(min_size) > self.buf.len() {
-            return Err(RecordError::Truncated { field });
-        }
-        Ok(Some(len))
-    }
-
-    /// Reads a nullable string (compact when `flexible`).
-    fn nullable_str(
-        &mut self,
-        flexible: bool,
-        field: &'static str,
-    ) -> Result<Option<String>, RecordError> {
-        let Some(len) = self.length(flexible, false, 1, field)? else {
-            return Ok(None);
-        };
-        if len > MAX_STRING_LEN {
-            return Err(RecordError::InvalidLength {
-                field,
-                length: len as i64,
-            });
-        }
-        let bytes = self.take(len, field)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| RecordError::InvalidUtf8 { field })?;
-        Ok(Some(s.to_owned()))
-    }
-
-    /// Reads a non-nullable string (compact when `flexible`).
-    fn str(&mut self, flexible: bool, field: &'static str) -> Result<String, RecordError> {
-        self.nullable_str(flexible, field)?
-            .ok_or(RecordError::UnexpectedNull { field })
-    }
-
-    /// Reads a non-flexible, non-nullable string.
-    fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
-        self.str(false, field)
-    }
-
-    /// Reads a non-nullable byte array (compact when `flexible`).
-    fn bytes(&mut self, flexible: bool, field: &'static str) -> Result<Bytes, RecordError> {
-        let len = self
-            .length(flexible, true, 1, field)?
-            .ok_or(RecordError::UnexpectedNull { field })?;
-        Ok(Bytes::copy_from_slice(self.take(len, field)?))
-    }
-
-    /// Reads a non-nullable array's element count, each element taking at least `min_size`
-    /// bytes.
-    fn array_len(
-        &mut self,
-        flexible: bool,
-        min_size: usize,
-        field: &'static str,
-    ) -> Result<usize, RecordError> {
-        self.length(flexible, true, min_size, field)?
-            .ok_or(RecordError::UnexpectedNull { field })
-    }
-
-    /// Skips a tagged-field section: a count, then per field its tag, size and data.
-    fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
-        let count = self.uvarint("tagged fields")?;
-        for _ in 0..count {
-            self.uvarint("tag")?;
-            let size = self.uvarint("tagged field size")?;
-            self.take(size as usize, "tagged field")?;
-        }
-        Ok(())
-    }
-
-    /// Checks that nothing is left after `what`.
-    fn finish(&self, what: &'static str) -> Result<(), RecordError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(RecordError::TrailingBytes {
-                what,
-                count: self.buf.len(),
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1713,14 +1506,17 @@ mod tests {
         value.extend(i32::MAX.to_be_bytes());
         assert_eq!(
             CoordinatorRecord::decode(&[0, 2, 0, 1, b'g'], Some(&value)),
-            Err(RecordError::Truncated { field: "members" })
+            Err(RecordError::Read(ReadError::Truncated { field: "members" }))
         );
         // Assignment with a compact partition count near u32::MAX.
         let mut value = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
         value.extend([0u8; 16]);
         value.extend([0xfe, 0xff, 0xff, 0xff, 0x0f]);
         let got = CoordinatorRecord::decode(&[0, 8, 0, 1, b'g', 0, 1, b'm'], Some(&value));
-        assert!(matches!(got, Err(RecordError::Truncated { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(RecordError::Read(ReadError::Truncated { .. }))),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -1807,9 +1603,6 @@ mod tests {
         assert!(r.finish("x").is_ok());
         // A fifth byte carrying bits beyond 32 is rejected.
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]);
-        assert_eq!(
-            r.uvarint("c"),
-            Err(RecordError::InvalidVarint { field: "c" })
-        );
+        assert_eq!(r.uvarint("c"), Err(ReadError::InvalidVarint { field: "c" }));
     }
 }

@@ -23,18 +23,12 @@ use gregor_log::{AppendOrigin, TopicPartition};
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::BatchIter;
 
-use crate::replica::{Partition, ReplicaManager};
+use crate::replica::{PendingAppend, ReplicaManager};
 use crate::txn::verification::Refusals;
 
-/// An `acks=all` append waiting for the in-sync replicas.
-pub struct Pending {
-    /// Where its answer is in the response: topic and partition positions.
-    at: (usize, usize),
-    partition: Arc<Partition>,
-    last_offset: i64,
-    leader_epoch: i32,
-    min_insync: i32,
-}
+/// An `acks=all` append waiting for the in-sync replicas; its answer is at these topic and
+/// partition positions in the response.
+pub type Pending = PendingAppend<(usize, usize)>;
 
 /// Appends every partition's records; returns the response (final unless `Pending` entries
 /// remain), the `acks=all` appends still to confirm, and whether anything was appended.
@@ -145,19 +139,8 @@ pub async fn await_replication(
     pending: Vec<Pending>,
     timeout: Duration,
 ) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    for p in pending {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let outcome = ReplicaManager::wait_for_replication(
-            &p.partition,
-            p.last_offset,
-            p.leader_epoch,
-            p.min_insync,
-            left,
-        )
-        .await;
+    ReplicaManager::wait_for_appends(pending, timeout, |(ti, pi), _, outcome| {
         if let Err(code) = outcome {
-            let (ti, pi) = p.at;
             let slot = &mut response.responses[ti].partition_responses[pi];
             let message = match code {
                 ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND => {
@@ -172,7 +155,8 @@ pub async fn await_replication(
                 message.into(),
             );
         }
-    }
+    })
+    .await;
 }
 
 fn failed(

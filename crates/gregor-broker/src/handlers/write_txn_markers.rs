@@ -8,7 +8,6 @@
 //! transaction's pending offset commits are then made visible (commit) or dropped (abort).
 //! [`append`] runs on a blocking thread; [`await_replication`] waits on the async side.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_response::{
@@ -20,21 +19,15 @@ use gregor_log::TopicPartition;
 use gregor_protocol::ErrorCode;
 use gregor_protocol::batch::{ControlRecordType, EndTransactionMarker};
 
-use crate::replica::{Partition, ReplicaManager};
+use crate::replica::{PendingAppend, ReplicaManager};
 
 /// How long a marker may wait for the in-sync replicas (Kafka's `request.timeout.ms` for the
 /// coordinator's marker requests is 30 s; the coordinator retries on a timeout).
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A marker appended and waiting for the in-sync replicas.
-pub struct Pending {
-    /// Marker, topic and partition positions in the response.
-    at: (usize, usize, usize),
-    partition: Arc<Partition>,
-    last_offset: i64,
-    leader_epoch: i32,
-    min_insync: i32,
-}
+/// A marker appended and waiting for the in-sync replicas; its answer is at these marker,
+/// topic and partition positions in the response.
+pub type Pending = PendingAppend<(usize, usize, usize)>;
 
 /// A marker written and replicated on a partition: what the group coordinator must learn
 /// when the partition is an offsets partition.
@@ -146,29 +139,21 @@ pub async fn await_replication(
     request: &WriteTxnMarkersRequest,
     pending: Vec<Pending>,
 ) -> Vec<Decided> {
-    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
     let mut decided = Vec::new();
-    for p in pending {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let outcome = ReplicaManager::wait_for_replication(
-            &p.partition,
-            p.last_offset,
-            p.leader_epoch,
-            p.min_insync,
-            left,
-        )
-        .await;
-        let (mi, ti, pi) = p.at;
-        match outcome {
+    ReplicaManager::wait_for_appends(
+        pending,
+        REPLICATION_TIMEOUT,
+        |(mi, ti, pi), partition, outcome| match outcome {
             Ok(()) => decided.push(Decided {
-                partition: p.partition.topic_partition().clone(),
+                partition: partition.topic_partition().clone(),
                 producer_id: request.markers[mi].producer_id.0,
                 commit: request.markers[mi].transaction_result,
             }),
             Err(code) => {
                 response.markers[mi].topics[ti].partitions[pi].error_code = code.0;
             }
-        }
-    }
+        },
+    )
+    .await;
     decided
 }

@@ -34,7 +34,7 @@ pub use fetcher::FetcherConfig;
 pub use isr::{
     AlterPartitionSender, channel as alter_partition_channel, run as run_alter_partition,
 };
-pub use partition::{AppendError, Partition, Role};
+pub use partition::{Partition, Role};
 
 use crate::topics::log_config;
 use fetcher::FetcherManager;
@@ -52,6 +52,22 @@ pub struct ReplicaConfig {
     pub replica_lag_time_max_ms: i64,
     /// Follower fetch settings.
     pub fetcher: FetcherConfig,
+}
+
+/// An `acks=all` append made as leader and still to be confirmed by the in-sync replicas, with
+/// `at`, where its answer goes in the caller's response: handlers append on a blocking thread
+/// and wait for all of a request's appends at once ([`ReplicaManager::wait_for_appends`]).
+pub struct PendingAppend<T> {
+    /// Where the caller answers for this append (positions in its response).
+    pub at: T,
+    /// The partition appended to.
+    pub partition: Arc<Partition>,
+    /// The append's last offset: the high watermark must pass it.
+    pub last_offset: i64,
+    /// The leader epoch the append was made in.
+    pub leader_epoch: i32,
+    /// The `min.insync.replicas` the append was accepted under.
+    pub min_insync: i32,
 }
 
 /// See the module docs.
@@ -366,6 +382,29 @@ impl ReplicaManager {
             return Err(ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND);
         }
         Ok(())
+    }
+
+    /// Waits for each of a request's `pending` appends to reach every in-sync replica, all
+    /// within one `timeout` (a request's time runs out once, not per partition), handing
+    /// `outcome` each append's `at`, partition and result in order.
+    pub async fn wait_for_appends<T>(
+        pending: Vec<PendingAppend<T>>,
+        timeout: Duration,
+        mut outcome: impl FnMut(T, &Partition, Result<(), ErrorCode>),
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for p in pending {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = Self::wait_for_replication(
+                &p.partition,
+                p.last_offset,
+                p.leader_epoch,
+                p.min_insync,
+                left,
+            )
+            .await;
+            outcome(p.at, &p.partition, result);
+        }
     }
 
     /// Writes each log directory's `replication-offset-checkpoint` (high watermarks).

@@ -27,12 +27,7 @@ struct Node {
 
 impl Node {
     fn open(dir: &Path) -> Node {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = BrokerConfig {
+        let (runtime, node) = crate::node::start_on_own_runtime(BrokerConfig {
             log_dirs: vec![dir.to_path_buf()],
             transaction: TransactionConfig {
                 log_num_partitions: 3,
@@ -42,10 +37,7 @@ impl Node {
                 ..TransactionConfig::default()
             },
             ..BrokerConfig::default()
-        };
-        let node = runtime
-            .block_on(crate::node::Node::start(config, Vec::new()))
-            .unwrap();
+        });
         let txn = Arc::clone(&node.broker.txn);
         let t = Arc::clone(&txn);
         runtime

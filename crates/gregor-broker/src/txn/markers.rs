@@ -8,11 +8,11 @@
 //! deleted is dropped (nobody can read it any more). The coordinator writes
 //! CompleteCommit/CompleteAbort only once this returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor_client::connection::BrokerConnection;
+use gregor_client::error::ClientError;
 use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
@@ -23,13 +23,12 @@ use kafka_protocol::protocol::StrBytes;
 use gregor_metadata::MetadataImage;
 
 use super::TransactionResult;
+use crate::inter_broker::BrokerChannel;
 
 /// WriteTxnMarkers version sent (v1: flexible; v2 needs transaction version 2).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 /// The longest wait between two rounds for partitions still without their marker.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How long one WriteTxnMarkers may take (the leader waits for its replicas).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The markers of one transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,28 +51,23 @@ pub type ImageSource = Box<dyn Fn() -> Arc<MetadataImage> + Send + Sync>;
 /// Sends transaction markers; see the module docs.
 pub struct TransactionMarkerChannelManager {
     image: ImageSource,
-    listener: String,
-    client_id: String,
+    channel: Arc<BrokerChannel>,
     backoff: Duration,
-    connections: tokio::sync::Mutex<HashMap<String, Arc<BrokerConnection>>>,
 }
 
 impl TransactionMarkerChannelManager {
-    /// Sends to the leaders `image` names, on `listener` (the inter-broker listener), as
-    /// broker `node_id`, waiting `backoff` between rounds that left partitions without their
-    /// marker.
+    /// Sends to the leaders `image` names over `channel` (the broker's inter-broker
+    /// connections, shared with KIP-890 verification), waiting `backoff` between rounds that
+    /// left partitions without their marker.
     pub fn new(
         image: ImageSource,
-        listener: String,
-        node_id: i32,
+        channel: Arc<BrokerChannel>,
         backoff: Duration,
     ) -> TransactionMarkerChannelManager {
         TransactionMarkerChannelManager {
             image,
-            listener,
-            client_id: format!("gregor-txn-markers-{node_id}"),
+            channel,
             backoff,
-            connections: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,10 +98,7 @@ impl TransactionMarkerChannelManager {
                 let address = image
                     .partition(topic, *partition)
                     .filter(|p| p.has_leader())
-                    .and_then(|p| image.brokers.get(&p.leader))
-                    .filter(|b| !b.fenced)
-                    .and_then(|b| b.endpoint(&self.listener))
-                    .map(|e| format!("{}:{}", e.host, e.port));
+                    .and_then(|p| self.channel.address_of(&image, p.leader));
                 if let Some(address) = address {
                     by_leader
                         .entry(address)
@@ -136,7 +127,6 @@ impl TransactionMarkerChannelManager {
                     }
                     Err(e) => {
                         tracing::debug!(%address, error = %e, "cannot send transaction markers");
-                        self.connections.lock().await.remove(&address);
                     }
                 }
             }
@@ -154,8 +144,7 @@ impl TransactionMarkerChannelManager {
         address: &str,
         markers: &TxnMarkers,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<((String, i32), ErrorCode)>, gregor_client::error::ClientError> {
-        let conn = self.connection(address).await?;
+    ) -> Result<Vec<((String, i32), ErrorCode)>, ClientError> {
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in partitions {
             topics.entry(topic).or_default().push(*partition);
@@ -176,14 +165,11 @@ impl TransactionMarkerChannelManager {
                     .collect(),
             );
         let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-        let response = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            conn.send_at(&request, WRITE_TXN_MARKERS_VERSION),
-        )
-        .await
-        .map_err(|_| {
-            gregor_client::error::ClientError::Protocol("WriteTxnMarkers timed out".into())
-        })??;
+        // The leader waits for its replicas before it answers.
+        let response = self
+            .channel
+            .send_at(address, &request, WRITE_TXN_MARKERS_VERSION)
+            .await?;
         Ok(response
             .markers
             .iter()
@@ -197,19 +183,6 @@ impl TransactionMarkerChannelManager {
                 })
             })
             .collect())
-    }
-
-    async fn connection(
-        &self,
-        address: &str,
-    ) -> Result<Arc<BrokerConnection>, gregor_client::error::ClientError> {
-        let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(address).filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(conn));
-        }
-        let conn = BrokerConnection::connect(address, &self.client_id, REQUEST_TIMEOUT).await?;
-        connections.insert(address.to_string(), Arc::clone(&conn));
-        Ok(conn)
     }
 }
 
@@ -391,6 +364,15 @@ mod tests {
         Arc::new(image)
     }
 
+    /// Connections on the images' `INTERNAL` listener.
+    fn channel() -> Arc<BrokerChannel> {
+        Arc::new(BrokerChannel::new(
+            "INTERNAL".into(),
+            "gregor-broker-1".into(),
+            Duration::from_secs(30),
+        ))
+    }
+
     fn markers(partitions: &[(&str, i32)]) -> TxnMarkers {
         TxnMarkers {
             producer_id: 7,
@@ -419,8 +401,7 @@ mod tests {
                     image(port, &[("t", 2)])
                 }
             }),
-            "INTERNAL".into(),
-            1,
+            channel(),
             Duration::from_millis(10),
         );
         let done = manager
@@ -441,8 +422,7 @@ mod tests {
         // No leader is reachable (port 1 refuses), so markers would be retried forever.
         let manager = TransactionMarkerChannelManager::new(
             Box::new(|| image(1, &[("t", 1)])),
-            "INTERNAL".into(),
-            1,
+            channel(),
             Duration::from_millis(10),
         );
         let tries = AtomicUsize::new(0);
@@ -458,8 +438,7 @@ mod tests {
     async fn markers_of_deleted_topics_are_dropped_without_a_request() {
         let manager = TransactionMarkerChannelManager::new(
             Box::new(|| image(1, &[])),
-            "INTERNAL".into(),
-            1,
+            channel(),
             Duration::from_millis(10),
         );
         assert!(manager.write_markers(&markers(&[("x", 0)]), || true).await);

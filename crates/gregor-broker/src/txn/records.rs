@@ -11,6 +11,7 @@
 //! Decoding never panics and checks every length against what remains before allocating.
 
 use super::TransactionState;
+use crate::record_reader::{ReadError, Reader};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION_WRITE: i16 = 0;
@@ -19,9 +20,10 @@ const VALUE_VERSION_FLEXIBLE: i16 = 1;
 /// Why a `__transaction_state` record could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxnRecordError {
-    /// The bytes end before the field.
-    #[error("record truncated while reading {0}")]
-    Truncated(&'static str),
+    /// The bytes do not hold what the schema says (truncated, a bad length, varint or
+    /// string).
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// A version Gregor does not know.
     #[error("unknown {what} version {version}")]
     UnknownVersion {
@@ -82,7 +84,7 @@ pub fn encode_key(transactional_id: &str) -> Result<Vec<u8>, TxnRecordError> {
 
 /// Decodes a key into its transactional id.
 pub fn decode_key(bytes: &[u8]) -> Result<String, TxnRecordError> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let version = r.i16("key version")?;
     if version != KEY_VERSION {
         return Err(TxnRecordError::UnknownVersion {
@@ -90,7 +92,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<String, TxnRecordError> {
             version,
         });
     }
-    r.string("transactional id")
+    Ok(r.string("transactional id")?)
 }
 
 impl TransactionLogValue {
@@ -121,7 +123,7 @@ impl TransactionLogValue {
 
     /// Decodes a value of version 0 or 1.
     pub fn decode(bytes: &[u8]) -> Result<TransactionLogValue, TxnRecordError> {
-        let mut r = Reader(bytes);
+        let mut r = Reader::new(bytes);
         let version = r.i16("value version")?;
         let flexible = match version {
             VALUE_VERSION_WRITE => false,
@@ -138,23 +140,17 @@ impl TransactionLogValue {
         let transaction_timeout_ms = r.i32("transaction timeout")?;
         let state = TransactionState::from_id(r.i8("transaction status")?)
             .ok_or(TxnRecordError::Invalid("transaction status"))?;
-        let topics = r.array_len(flexible, "transaction partitions")?;
+        let topics = r.nullable_array_len(flexible, 1, "transaction partitions")?;
         let mut partitions = Vec::new();
         for _ in 0..topics.unwrap_or(0) {
-            let topic = if flexible {
-                r.compact_string("topic")?
-            } else {
-                r.string("topic")?
-            };
-            let count = r
-                .array_len(flexible, "partition ids")?
-                .ok_or(TxnRecordError::Invalid("null partition ids"))?;
+            let topic = r.str(flexible, "topic")?;
+            let count = r.array_len(flexible, 1, "partition ids")?;
             let mut ids = Vec::new();
             for _ in 0..count {
                 ids.push(r.i32("partition id")?);
             }
             if flexible {
-                r.skip_tags()?;
+                r.skip_tagged_fields()?;
             }
             partitions.push(TopicPartitions {
                 topic,
@@ -180,7 +176,7 @@ impl TransactionLogValue {
                 let tag = r.uvarint("tag")?;
                 let size = r.uvarint("tag size")? as usize;
                 let field = r.take(size, "tagged field")?;
-                let mut f = Reader(field);
+                let mut f = Reader::new(field);
                 match tag {
                     0 => value.previous_producer_id = f.i64("previous producer id")?,
                     1 => value.next_producer_id = f.i64("next producer id")?,
@@ -198,102 +194,6 @@ fn put_string(out: &mut Vec<u8>, s: &str, field: &'static str) -> Result<(), Txn
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
     Ok(())
-}
-
-/// A bounds-checked cursor over record bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], TxnRecordError> {
-        if self.0.len() < n {
-            return Err(TxnRecordError::Truncated(field));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], TxnRecordError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self, field: &'static str) -> Result<i8, TxnRecordError> {
-        Ok(i8::from_be_bytes(self.array(field)?))
-    }
-
-    fn i16(&mut self, field: &'static str) -> Result<i16, TxnRecordError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-
-    fn i32(&mut self, field: &'static str) -> Result<i32, TxnRecordError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-
-    fn i64(&mut self, field: &'static str) -> Result<i64, TxnRecordError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
-
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, TxnRecordError> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            let byte = self.take(1, field)?[0];
-            value |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(TxnRecordError::Invalid(field))
-    }
-
-    fn utf8(&mut self, len: usize, field: &'static str) -> Result<String, TxnRecordError> {
-        let bytes = self.take(len, field)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| TxnRecordError::Invalid(field))
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<String, TxnRecordError> {
-        let len = usize::try_from(self.i16(field)?).map_err(|_| TxnRecordError::Invalid(field))?;
-        self.utf8(len, field)
-    }
-
-    fn compact_string(&mut self, field: &'static str) -> Result<String, TxnRecordError> {
-        let len = (self.uvarint(field)? as usize)
-            .checked_sub(1)
-            .ok_or(TxnRecordError::Invalid(field))?;
-        self.utf8(len, field)
-    }
-
-    /// An array's element count; `None` for a null array.
-    fn array_len(
-        &mut self,
-        flexible: bool,
-        field: &'static str,
-    ) -> Result<Option<usize>, TxnRecordError> {
-        let len = if flexible {
-            i64::from(self.uvarint(field)?) - 1
-        } else {
-            i64::from(self.i32(field)?)
-        };
-        if len < 0 {
-            return Ok(None);
-        }
-        // Every element takes at least one byte: a count beyond that is corrupt.
-        let len = len as usize;
-        if len > self.0.len() {
-            return Err(TxnRecordError::Truncated(field));
-        }
-        Ok(Some(len))
-    }
-
-    fn skip_tags(&mut self) -> Result<(), TxnRecordError> {
-        for _ in 0..self.uvarint("tag count")? {
-            self.uvarint("tag")?;
-            let size = self.uvarint("tag size")? as usize;
-            self.take(size, "tagged field")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -333,15 +233,11 @@ mod tests {
 
     #[test]
     fn value_round_trips_in_every_state() {
-        for state in [
-            TransactionState::Empty,
-            TransactionState::Ongoing,
-            TransactionState::PrepareCommit,
-            TransactionState::PrepareAbort,
-            TransactionState::CompleteCommit,
-            TransactionState::CompleteAbort,
-            TransactionState::Dead,
-        ] {
+        // PrepareEpochFence is in memory only: Kafka never writes it.
+        for state in TransactionState::ALL
+            .into_iter()
+            .filter(|s| *s != TransactionState::PrepareEpochFence)
+        {
             let value = sample(state);
             let bytes = value.encode().unwrap();
             assert_eq!(TransactionLogValue::decode(&bytes).unwrap(), value);

@@ -178,7 +178,8 @@ impl TransactionStateManager {
             .map_err(|e| {
                 failed(&e);
                 e.error_code()
-            })
+            })?;
+        Ok(())
     }
 
     /// Starts coordinating `partition`: replays it and returns the coordinator epoch and the

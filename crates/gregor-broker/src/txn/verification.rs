@@ -217,10 +217,7 @@ impl TransactionVerifier {
             .await
         {
             Some(codes) => codes,
-            None => {
-                self.channel.forget(&address).await;
-                all(ErrorCode::NETWORK_EXCEPTION)
-            }
+            None => all(ErrorCode::NETWORK_EXCEPTION),
         }
     }
 
@@ -257,14 +254,11 @@ impl TransactionVerifier {
                         .collect(),
                 ),
         ]);
-        let conn = self.channel.connection(address).await.ok()?;
-        let response = tokio::time::timeout(
-            self.channel.timeout(),
-            conn.send_at(&request, VERIFY_VERSION),
-        )
-        .await
-        .ok()?
-        .ok()?;
+        let response = self
+            .channel
+            .send_at(address, &request, VERIFY_VERSION)
+            .await
+            .ok()?;
         if response.error_code != 0 {
             return Some(vec![ErrorCode(response.error_code); partitions.len()]);
         }

@@ -43,22 +43,14 @@ impl Node {
     /// Opens (or reopens) the node in `dir`, as the broker does: groups load when their
     /// `__consumer_offsets` partitions are led here.
     fn open(dir: &Path, config: GroupConfig) -> Node {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let broker_config = BrokerConfig {
+        let (runtime, node) = crate::node::start_on_own_runtime(BrokerConfig {
             log_dirs: vec![dir.to_path_buf()],
             group: config.clone(),
             log_index_size_max_bytes: 64 * 1024,
             // Durability across a crash is not under test: restarts here are orderly.
             log_flush_interval_messages: i64::MAX,
             ..BrokerConfig::default()
-        };
-        let node = runtime
-            .block_on(crate::node::Node::start(broker_config, Vec::new()))
-            .unwrap();
+        });
         let groups = Arc::clone(&node.broker.groups);
         // As a client's FindCoordinator would: create `__consumer_offsets` if needed, then wait
         // until every partition's groups are loaded (all are led here).
