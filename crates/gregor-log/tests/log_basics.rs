@@ -202,3 +202,23 @@ fn follower_append_keeps_leader_offsets_and_epochs() {
     assert_eq!(err.error_code().name(), "INVALID_RECORD");
     assert_eq!(follower.log_end_offset(), 6);
 }
+
+/// A replica that led an epoch without writing in it, then follows the new leader: truncating
+/// at its log end must still forget that epoch, or every fetch finds a divergence there again.
+#[test]
+fn truncating_at_the_log_end_forgets_an_empty_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        dir.path().join("t-0"),
+        TopicPartition::new("t", 0),
+        small_config(),
+        LoadOptions::new(0),
+    )
+    .unwrap();
+    log.append_as_leader(&mut batch(3, 10, 0), 0, 0).unwrap();
+    log.assign_epoch_start_offset(1, 3).unwrap();
+    assert_eq!(log.latest_epoch(), Some(1));
+    assert_eq!(log.truncate_to(3, 0).unwrap(), 3);
+    assert_eq!(log.latest_epoch(), Some(0));
+    assert_eq!(log.end_offset_for_epoch(0), (0, 3));
+}

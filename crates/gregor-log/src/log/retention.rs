@@ -180,6 +180,12 @@ impl Log {
         let result = (|| {
             let mut state = self.state.write();
             if offset >= state.log_end_offset {
+                // Nothing to cut, but epochs that start at the log end may: a replica that was
+                // leader for an epoch without writing in it must forget that epoch, or it keeps
+                // finding a divergence with the new leader (Kafka's `truncateTo` does the same).
+                self.leader_epochs
+                    .lock()
+                    .truncate_from_end(state.log_end_offset)?;
                 return Ok(state.log_end_offset);
             }
             if offset < state.log_start_offset
