@@ -118,6 +118,13 @@ impl ProducerStateEntry {
         self.last_timestamp = batch.timestamp;
     }
 
+    /// Whether `batch` is part of the transaction this producer has open here (not of one a
+    /// marker already ended).
+    fn in_open_txn(&self, batch: &BatchMetadata) -> bool {
+        self.current_txn_first_offset
+            .is_some_and(|first| batch.first_offset >= first)
+    }
+
     fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
         if epoch != self.epoch {
             return None;
@@ -295,6 +302,15 @@ impl ProducerStateManager {
 
     /// Checks a data batch from `origin` against the state (as staged so far) and stages its
     /// effect. A duplicate of a remembered batch is reported, not staged.
+    ///
+    /// A transactional batch is only a duplicate of a batch of the producer's transaction still
+    /// open here. Kafka also matches batches of transactions a marker already ended, but no
+    /// retry can come from those (a producer ends a transaction only once every batch of it is
+    /// answered), while librdkafka, aborting with a batch it sent and got no answer for, drops
+    /// that batch and numbers the next transaction's records from its sequence again (same
+    /// epoch): acknowledging those as the old batch would lose them from a transaction that
+    /// then commits. They are refused as out of order instead, as Kafka refuses them when
+    /// their range does not line up with the old batch's (see docs/divergences.md).
     pub fn check_and_stage(
         &self,
         append: &mut ProducerAppend,
@@ -303,8 +319,9 @@ impl ProducerStateManager {
     ) -> Result<BatchCheck> {
         let entry = self.staged(append, batch.producer_id);
         if origin == AppendOrigin::Client {
-            if let Some(duplicate) =
-                entry.find_duplicate(batch.epoch, batch.meta.first_seq, batch.meta.last_seq)
+            if let Some(duplicate) = entry
+                .find_duplicate(batch.epoch, batch.meta.first_seq, batch.meta.last_seq)
+                .filter(|d| !batch.transactional || entry.in_open_txn(d))
             {
                 return Ok(BatchCheck::Duplicate(duplicate));
             }

@@ -206,3 +206,32 @@ fn idle_producers_expire_unless_in_a_transaction() {
     assert!(s.entry(1).is_none());
     assert!(s.entry(2).is_some());
 }
+
+#[test]
+fn a_batch_of_an_ended_transaction_is_no_duplicate_for_the_next_one() {
+    // librdkafka purges a batch it sent but got no answer for when its transaction aborts, and
+    // numbers the next transaction's records from that batch's sequence again, in the same
+    // epoch: if the batch was written after all, the new one has the same sequence range.
+    let mut s = ProducerStateManager::default();
+    let client = AppendOrigin::Client;
+    append(&mut s, &txn(batch(1, 0, 60, 4, 75)), client).unwrap();
+    // Within its transaction a retry is a duplicate.
+    assert!(matches!(
+        append(&mut s, &txn(batch(1, 0, 60, 4, 99)), client),
+        Ok(BatchCheck::Duplicate(m)) if m.first_offset == 75
+    ));
+    end_txn(&mut s, 1, 0, false, 0, 79).unwrap();
+    // After the marker it is new data out of sequence, not a retry to acknowledge unwritten.
+    assert!(matches!(
+        append(&mut s, &txn(batch(1, 0, 60, 4, 80)), client),
+        Err(LogError::OutOfOrderSequence {
+            sequence: 60,
+            last: 63,
+            ..
+        })
+    ));
+    assert_eq!(
+        append(&mut s, &txn(batch(1, 0, 64, 4, 80)), client).unwrap(),
+        BatchCheck::Fresh
+    );
+}
