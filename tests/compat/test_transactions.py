@@ -475,3 +475,39 @@ def test_describe_producers_shows_the_partition_leaders_producer_state(broker):
     others = [a for a in active if a.producer_id != pid]
     assert [(a.last_sequence, a.current_transaction_start_offset) for a in others] == [(3, -1)], active
     admin.close()
+
+
+def test_gregor_transactions_tool(broker, gregor_binary):
+    """`gregor transactions` (kafka-transactions.sh's list, describe, describe-producers) shows
+    an open transaction, its producer in each partition, and the commit."""
+    import json
+
+    topic = "txn-tool"
+    producer = open_admin_transaction(broker, topic)
+
+    def tool(*args, ok=True):
+        run = subprocess.run([gregor_binary, "transactions", "--bootstrap-server", broker.bootstrap,
+                              *args, "--output", "json"], capture_output=True, text=True, timeout=60)
+        if not ok:
+            return run
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    mine = [t for t in tool("list") if t["transactional_id"] == "t-admin"]
+    assert len(mine) == 1 and mine[0]["state"] == "Ongoing", mine
+    described = tool("describe", "--transactional-id", "t-admin")
+    assert described["state"] == "Ongoing"
+    assert sorted(described["partitions"]) == ["%s-0" % topic, "%s-1" % topic]
+    assert described["producer_id"] == mine[0]["producer_id"]
+    for partition, count in ((0, 7), (1, 3)):
+        producers = tool("describe-producers", "--topic", topic, "--partition", str(partition))
+        assert [(p["producer_id"], p["last_sequence"], p["current_transaction_start_offset"])
+                for p in producers] == [(described["producer_id"], count - 1, 0)], producers
+
+    producer.commit_transaction(30)
+    wait_for(lambda: tool("describe", "--transactional-id", "t-admin")["state"] == "CompleteCommit",
+             "t-admin to be CompleteCommit")
+    assert tool("list", "--state", "Ongoing") == []
+    assert [t["transactional_id"] for t in tool("list", "--state", "CompleteCommit")] == ["t-admin"]
+    unknown = tool("describe", "--transactional-id", "nobody", ok=False)
+    assert unknown.returncode != 0 and "TRANSACTIONAL_ID_NOT_FOUND" in unknown.stderr, unknown.stderr

@@ -56,6 +56,23 @@ impl Admin {
         .await
     }
 
+    /// A partition's answer from its leader: the partition, or its error. An error also
+    /// forgets the topic's metadata, so a retry looks the leader up again.
+    pub(super) fn answered(
+        &self,
+        topic: &str,
+        partition: i32,
+        code: i16,
+        message: Option<&str>,
+    ) -> Result<TopicPartition> {
+        let tp = TopicPartition::new(topic.to_string(), partition);
+        if code != 0 {
+            self.cluster.invalidate(&tp.topic);
+        }
+        check(code, message, &format!("partition {tp}"))?;
+        Ok(tp)
+    }
+
     /// Looks up offsets per partition (ListOffsets, read_uncommitted). Fails with the first
     /// partition's error, if any.
     pub async fn list_offsets(
@@ -115,11 +132,7 @@ impl Admin {
                     .await?;
                 for t in response.topics {
                     for p in t.partitions {
-                        let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                        if p.error_code != 0 {
-                            self.cluster.invalidate(&tp.topic);
-                        }
-                        check(p.error_code, None, &format!("partition {tp}"))?;
+                        let tp = self.answered(&t.name.0, p.partition_index, p.error_code, None)?;
                         answers.insert(tp, p.low_watermark);
                     }
                 }

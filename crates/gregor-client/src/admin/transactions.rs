@@ -195,14 +195,11 @@ impl Admin {
                     .await?;
                 for t in response.topics {
                     for p in t.partitions {
-                        let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
-                        if p.error_code != 0 {
-                            self.cluster.invalidate(&tp.topic);
-                        }
-                        check(
+                        let tp = self.answered(
+                            &t.name.0,
+                            p.partition_index,
                             p.error_code,
                             p.error_message.as_deref(),
-                            &format!("partition {tp}"),
                         )?;
                         let producers = p
                             .active_producers
