@@ -106,9 +106,10 @@ pub fn handle(
                     }
                     let log = partition.log();
                     let high_watermark = partition.high_watermark();
+                    let last_stable_offset = partition.last_stable_offset();
                     let response = response
                         .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(partition.last_stable_offset())
+                        .with_last_stable_offset(last_stable_offset)
                         .with_log_start_offset(log.log_start_offset())
                         .with_aborted_transactions(Some(Vec::new()));
                     let upper_bound = if replica_id >= 0 {
@@ -143,14 +144,18 @@ pub fn handle(
                         }
                         None
                     } else if read_committed {
-                        Some(partition.last_stable_offset())
+                        Some(last_stable_offset)
                     } else {
                         Some(high_watermark)
                     };
                     // A follower's fetch may just have moved the high watermark: tell it.
-                    let response = response
-                        .with_high_watermark(partition.high_watermark())
-                        .with_last_stable_offset(partition.last_stable_offset());
+                    let response = if replica_id >= 0 {
+                        response
+                            .with_high_watermark(partition.high_watermark())
+                            .with_last_stable_offset(partition.last_stable_offset())
+                    } else {
+                        response
+                    };
                     let max = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // The first batch goes out whole even past the limits, as in Kafka.
                     match log.read(p.fetch_offset, max, upper_bound, total == 0) {
